@@ -14,7 +14,7 @@ and :func:`define_ops` registers them as custom ops ``lc_kernels::<backend>_cont
 FSDP and meta-device tracing see real ops. ("acc" is float32, or float64 for float64 input.)
 
 Backward of the loss only scales the saved gradient: grad_z[L-1, r] = g_r · saved[r], and with
-detach_premature=False grad_z[Q_r, r] -= g_r · saved[r]. Peak memory: the input, its gradient
+detach_premature=False grad_z[Q_r, r] -= g_r · saved[r] on gated rows. Peak memory: the input, its gradient
 and one layer's worth of saved gradient.
 """
 from __future__ import annotations
@@ -66,17 +66,17 @@ def define_ops(backend: str, contrast_kernel, loss_kernel) -> SimpleNamespace:
         z = inputs[0]
         ctx.detach_premature = inputs[-1]
         ctx.shape, ctx.dtype = z.shape, z.dtype
-        ctx.save_for_backward(output[5], output[1])
+        ctx.save_for_backward(output[5], output[1], output[2])
         ctx.set_materialize_grads(True)
 
     def backward(ctx, g_loss, *unused):
-        saved, premature = ctx.saved_tensors
+        saved, premature, gate = ctx.saved_tensors
         L, R, V = ctx.shape
         grad_z = torch.zeros((L, R, V), dtype=ctx.dtype, device=saved.device)
         g = g_loss.to(accumulation_dtype(ctx.dtype)).unsqueeze(1)
         torch.mul(saved, g, out=grad_z[L - 1])  # computed in the accumulation dtype, stored in z's
         if not ctx.detach_premature:
-            rows = (premature >= 0).nonzero().squeeze(1)
+            rows = ((premature >= 0) & gate).nonzero().squeeze(1)  # gated rows only (SPEC §5)
             grad_z[premature[rows], rows] -= grad_z[L - 1, rows]
         return (grad_z,) + (None,) * 12
 
