@@ -1,0 +1,117 @@
+"""Triton decode / contrast-logits: kernel 2 after stats.stats_kernel, and the launcher.
+
+Per row (one program): pick Q (argmax of the row's divergences, ties → lowest index; or the
+batch's Q computed by the launcher), then one sweep over the final and premature layers:
+
+    head  z_N − max z_N ≥ log α   (and z_N > −inf)
+    F     (z_N − lse_N) − (z_Q − lse_Q) on the head, −inf elsewhere   (written only if asked)
+    token running (max, first index) over the blocks — ties go to the lowest token id.
+
+Memory traffic: 2·V·b bytes read per row; R·V·4 bytes written only for contrast_logits.
+Two launches in all for select="row" (stats + this); "batch" adds one small torch reduction.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from ..validation import accumulation_dtype
+from .stats import stats_kernel, tile_config
+
+
+@triton.jit
+def row_premature(div_ptr, r, R, L, LP: tl.constexpr):
+    """argmax over the L-1 candidates of div[:, r] (ties → lowest index)."""
+    j = tl.arange(0, LP)
+    d = tl.load(div_ptr + j.to(tl.int64) * R + r, mask=j < L - 1, other=float("-inf"))
+    best = tl.max(d, axis=0)
+    return tl.min(tl.where((d == best) & (j < L - 1), j, LP), axis=0).to(tl.int64)
+
+
+@triton.jit
+def contrast_kernel(
+    z_ptr, stride_l, stride_r, L, V,
+    lse_ptr, max_ptr, div_ptr, log_alpha_ptr,
+    premature_ptr, tokens_ptr, F_ptr,
+    R,
+    LP: tl.constexpr, BLOCK: tl.constexpr, ROW_SELECT: tl.constexpr, WRITE_F: tl.constexpr, ACC: tl.constexpr,
+):
+    r = tl.program_id(0).to(tl.int64)
+    if ROW_SELECT:
+        q = row_premature(div_ptr, r, R, L, LP)
+        tl.store(premature_ptr + r, q)
+    else:
+        q = tl.load(premature_ptr + r)
+    lse_N = tl.load(lse_ptr + (L - 1) * R + r)
+    lse_Q = tl.load(lse_ptr + q * R + r)
+    m_N = tl.load(max_ptr + r)
+    log_alpha = tl.load(log_alpha_ptr)
+    final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
+    prem_ptr = z_ptr + r * stride_r + q * stride_l
+    neg_inf = float("-inf")
+    best = tl.full((), neg_inf, ACC)
+    best_idx = tl.zeros((), tl.int64)
+    lanes = tl.arange(0, BLOCK)
+    for start in range(0, V, BLOCK):
+        offs = start + lanes
+        mask = offs < V
+        zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
+        zq = tl.load(prem_ptr + offs, mask=mask, other=neg_inf).to(ACC)
+        head = (zn - m_N >= log_alpha) & (zn != neg_inf) & mask
+        F = tl.where(head, (zn - lse_N) - (zq - lse_Q), neg_inf)
+        if WRITE_F:
+            tl.store(F_ptr + r * V + offs, F, mask=mask)
+        block_best = tl.max(F, axis=0)
+        block_idx = tl.min(tl.where(F == block_best, offs, V), axis=0).to(tl.int64)
+        take = block_best > best  # strict: an earlier block keeps a tie
+        best_idx = tl.where(take, block_idx, best_idx)
+        best = tl.where(take, block_best, best)
+    tl.store(tokens_ptr + r, best_idx)
+
+
+def run_stats(z: torch.Tensor, divergence_code: int, targets=None, ignore_index: int = -100):
+    """Launch stats_kernel. Returns (lse [L, R], max_final [R], div [L-1, R], status [R] int32)."""
+    L, R, V = z.shape
+    acc = accumulation_dtype(z.dtype)
+    lse = torch.empty(L, R, dtype=acc, device=z.device)
+    mx = torch.empty(R, dtype=acc, device=z.device)
+    div = torch.empty(L - 1, R, dtype=acc, device=z.device)
+    status = torch.empty(R, dtype=torch.int32, device=z.device)
+    if R == 0:
+        return lse, mx, div, status
+    LP, BLOCK, warps = tile_config(L, V)
+    stats_kernel[(R,)](z, z.stride(0), z.stride(1), L, V,
+                       targets if targets is not None else status, ignore_index,
+                       lse, mx, div, status, R,
+                       LP=LP, BLOCK=BLOCK, DIVERGENCE=divergence_code, HAS_TARGETS=targets is not None,
+                       ACC=tl.float64 if acc == torch.float64 else tl.float32, num_warps=warps)
+    return lse, mx, div, status
+
+
+def batch_premature(div: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """One Q for every row: argmax of the mean divergence over the (valid) rows; no host sync."""
+    R = div.shape[1]
+    if valid is None:
+        mean = div.double().sum(1) / max(R, 1)
+    else:
+        mean = torch.where(valid, div.double(), 0.0).sum(1) / valid.sum().clamp(min=1)
+    return mean.argmax().expand(R).contiguous()
+
+
+def contrast_kernel_launch(z, log_alpha, divergence, batch_select, want_logits):
+    """The `contrast_kernel` of lc_kernels.backends.registration for CUDA (or interpreted) tensors."""
+    L, R, V = z.shape
+    acc = accumulation_dtype(z.dtype)
+    lse, mx, div, status = run_stats(z, divergence)
+    tokens = torch.empty(R, dtype=torch.long, device=z.device)
+    premature = batch_premature(div) if batch_select else torch.empty(R, dtype=torch.long, device=z.device)
+    F = torch.empty((R, V) if want_logits else (0,), dtype=acc, device=z.device)
+    if R:
+        LP, _, _ = tile_config(L, V)
+        BLOCK = min(triton.next_power_of_2(V), 4096)
+        la = torch.full((1,), log_alpha, dtype=acc, device=z.device)
+        contrast_kernel[(R,)](z, z.stride(0), z.stride(1), L, V, lse, mx, div, la, premature, tokens,
+                              F if want_logits else tokens, R,
+                              LP=LP, BLOCK=BLOCK, ROW_SELECT=not batch_select, WRITE_F=want_logits,
+                              ACC=tl.float64 if acc == torch.float64 else tl.float32,
+                              num_warps=8 if BLOCK >= 2048 else 4)
+    return tokens, premature, div, F, status

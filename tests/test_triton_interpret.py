@@ -1,0 +1,40 @@
+"""Checks that belong to the Triton process (`make test-triton`, TRITON_INTERPRET=1).
+
+The correctness tests themselves are tests/test_backends.py, re-run in that process with
+LC_TEST_BACKENDS=triton; this module makes sure they really ran the kernels.
+"""
+import os
+
+import torch
+
+import lc_kernels as lck
+from lc_kernels import backends
+
+
+def test_triton_backend_runs_here():
+    ok, why = lck.backend_status()["triton"]
+    assert ok, why
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        assert os.environ.get("TRITON_INTERPRET") == "1", "run me with TRITON_INTERPRET=1 (make test-triton)"
+    assert backends.resolve("triton", torch.device(device)) == "triton"
+    if device == "cuda":
+        assert backends.resolve("auto", torch.device(device)) == "triton"
+
+
+def test_kernels_are_the_ones_called(monkeypatch):
+    """The triton path must go through the Triton launchers, not the reference."""
+    from lc_kernels.triton import decode
+
+    calls = []
+    real = decode.stats_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            calls.append(grid)
+            return real[grid]
+
+    monkeypatch.setattr(decode, "stats_kernel", Spy())
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    lck.contrast_decode(torch.randn(3, 2, 50, device=device), backend="triton")
+    assert calls == [(2,)]
