@@ -60,6 +60,9 @@ sys.path.insert(0, {bench_dir!r})
 import cases
 setup, run = cases.build({case!r})
 state = setup()
+run(state)  # warm-up: imports, thread pools and compilation are not the op's memory
+if isinstance(state, dict) and getattr(state.get("z"), "grad", None) is not None:
+    state["z"].grad = None  # the measured call creates the gradient afresh
 def rss(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
@@ -73,7 +76,7 @@ print(json.dumps({{"peak_extra_bytes": rss("VmHWM:") - base}}))
 
 
 def peak_rss_extra(case: dict) -> int | None:
-    """Peak RSS above the inputs while running one call of `case`, measured in a fresh process."""
+    """Peak RSS above the inputs during one call of `case` (after a warm-up call), in a fresh process."""
     code = _RSS_CHILD.format(bench_dir=str(Path(__file__).resolve().parent), case=case)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode != 0:

@@ -67,9 +67,14 @@ def define_ops(backend: str, contrast_kernel, loss_kernel) -> SimpleNamespace:
         ctx.detach_premature = inputs[-1]
         ctx.shape, ctx.dtype = z.shape, z.dtype
         ctx.save_for_backward(output[5], output[1], output[2])
-        ctx.set_materialize_grads(True)
+        # Only the per-row loss is differentiable; not materialising zero gradients for the other
+        # outputs matters: the saved-gradient output alone is [R, V], one layer of logits.
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.set_materialize_grads(False)
 
     def backward(ctx, g_loss, *unused):
+        if g_loss is None:
+            return (None,) * 13
         saved, premature, gate = ctx.saved_tensors
         L, R, V = ctx.shape
         grad_z = torch.zeros((L, R, V), dtype=ctx.dtype, device=saved.device)
