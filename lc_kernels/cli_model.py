@@ -26,7 +26,7 @@ def load_model(name: str):
         tok = ByteTokenizer()
         import torch
         torch.manual_seed(0)
-        return LlamaModel(LlamaConfig.tiny(vocab_size=len(tok))).eval(), tok
+        return LlamaModel(LlamaConfig.tiny(vocab_size=len(tok), max_seq_len=2048)).eval(), tok
     return load_pretrained(name)
 
 
@@ -125,7 +125,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from .eval import truthfulqa as tq
+
+    cats = [c.strip() for c in args.categories.split(",")] if args.categories else None
+    rows = tq.load_truthfulqa(args.csv, cats)[: args.limit or None]
+    model, tok = load_model(args.model)
+    result = tq.evaluate(model, tok, rows, candidate_layers=parse_layers(args.layers), divergence=args.divergence,
+                         backend=args.backend)
+    result["model"] = args.model
+    print(tq.format_table(result))
+    if args.out:
+        tq.save(result, args.out)
+        print(f"saved to {args.out}")
+    return 0
+
+
 def add_model_commands(sub):
+    e = sub.add_parser("eval", help="evaluations (truthfulqa)")
+    e.add_argument("task", choices=["truthfulqa"])
+    e.add_argument("--csv", required=True, help="the standard TruthfulQA.csv")
+    e.add_argument("--model", default="smollm2-135m")
+    e.add_argument("--categories", default=None, help="comma-separated, e.g. Health,Nutrition")
+    e.add_argument("--limit", type=int, default=0, help="first N questions (0: all)")
+    e.add_argument("--layers", default="high")
+    e.add_argument("--divergence", default="dola", choices=["dola", "jsd", "kl"])
+    e.add_argument("--backend", default="auto")
+    e.add_argument("--out", default=None, help="JSON file for the results")
+    e.set_defaults(fn=cmd_eval)
+
     g = sub.add_parser("generate", help="answer prompts with layer-contrast and/or greedy decoding")
     g.add_argument("prompt", nargs="+")
     g.add_argument("--model", default="smollm2-135m", help="smollm2-135m (default), a .gguf file, a HF checkpoint dir, or 'tiny'")

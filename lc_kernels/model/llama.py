@@ -133,18 +133,20 @@ class LlamaModel(nn.Module):
         return KVCache(self.config, batch, max_len, p.dtype, p.device)
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, cache: KVCache | None = None,
-                exit_layers=(), exit_norm: bool = True, last_only: bool = False):
+                exit_layers=(), exit_norm: bool = True, last_only: bool = False, positions=None):
         """Run the decoder; return the final logits and the early-exit logits of `exit_layers`.
 
         input_ids (B, T); attention_mask (B, S) 1 = token, 0 = padding, over all S = cached + T
         positions; position_ids (B, T) (default: count of real tokens before each position).
         Returns logits [L, B, T', V] for the L = len(exit_layers) + 1 exits (final last), with
-        T' = 1 if last_only else T — computed in ONE matmul with the output head over the stacked
+        T' = 1 if last_only, len(positions) if a position index is given, else T — computed in ONE matmul with the output head over the stacked
         hidden states, so the head weight is read once, not once per layer.
         """
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0
         S = past + T
+        if S > self.config.max_seq_len:
+            raise ValueError(f"sequence of {S} positions exceeds the model's max_seq_len = {self.config.max_seq_len}")
         if attention_mask is None:
             attention_mask = torch.ones(B, S, dtype=torch.long, device=input_ids.device)
         if position_ids is None:
@@ -157,7 +159,9 @@ class LlamaModel(nn.Module):
 
         x = self.embed_tokens(input_ids)
         wanted = set(exit_layers)
-        take = (lambda h: h[:, -1:]) if last_only else (lambda h: h)
+        if last_only:
+            positions = slice(T - 1, T)
+        take = (lambda h: h) if positions is None else (lambda h: h[:, positions])
         exits = {0: take(x)} if 0 in wanted else {}
         for i, block in enumerate(self.layers):
             x = block(x, cos, sin, mask, cache)
