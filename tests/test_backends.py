@@ -311,3 +311,21 @@ def test_bad_targets_raise(backend_device):
     t = torch.zeros(4, dtype=torch.long, device=device); t[1] = 10
     with pytest.raises(ValueError, match=r"targets at row 1 is 10"):
         lck.layer_contrast_loss(z, t, backend=backend)
+
+
+def test_torch_compile_traces_the_ops(backend_device):
+    """With check_inputs=False the ops have no host sync and compile (graph breaks allowed)."""
+    backend, device = backend_device
+    z = make_logits(4, (3,), 257, seed=13, device=device)
+    t = torch.tensor([1, -100, 7], device=device)
+
+    def f(x):
+        out = lck.contrast_decode(x, check_inputs=False, backend=backend)
+        loss = lck.layer_contrast_loss(x, t, check_inputs=False, backend=backend)
+        return out.tokens, loss
+
+    compiled = torch.compile(f)
+    tokens, loss = compiled(z)
+    ref_tokens, ref_loss = f(z)
+    assert torch.equal(tokens, ref_tokens)
+    torch.testing.assert_close(loss, ref_loss)

@@ -101,3 +101,21 @@ def test_sampling_keywords_run(tiny):
     out = tiny.generate(ids, max_new_tokens=3, do_sample=True, temperature=0.7, top_k=20, top_p=0.9,
                         repetition_penalty=1.2, generator=g, candidate_layers="low")
     assert out.shape == (2, 7) and (out >= 0).all() and (out < 259).all()
+
+
+def test_load_hf_checkpoint_directory(tmp_path):
+    """A Hugging Face Llama checkpoint (config.json + safetensors) loads with identical logits."""
+    transformers = __import__("transformers")
+    from lc_kernels.model import load_pretrained
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, tie_word_embeddings=False, rope_theta=10000.0)).eval()
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    model, tok = load_pretrained(str(tmp_path))
+    assert tok is None and model.config.n_layers == 3 and not model.config.tie_embeddings
+    ids = torch.randint(0, 300, (2, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids)[-1], hf(ids).logits, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown model"):
+        load_pretrained(str(tmp_path / "nowhere"))
