@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import build  # noqa: E402
-from common import RESULTS, machine_description, machine_name, markdown_table, peak_rss_extra, timed  # noqa: E402
+from common import machine_description, markdown_table, peak_rss_extra, timed, write_result  # noqa: E402
 
 
 def measure(case, repeat):
@@ -70,14 +69,11 @@ def main(argv=None):
               f"the same [9, 8, V] tensor ({exp_pass:.2f} ms). `peak_extra_*_layers`: peak RSS above the inputs "
               f"during one forward+backward, in units of one layer of logits (R·V·4 bytes); the input's gradient "
               f"alone is L = 5 layers.\n")
-    print(header)
-    print(table)
-    if not args.quick:
-        out = RESULTS / machine_name()
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "cpu_targets.md").write_text(header + "\n" + table + "\n")
-        (out / "cpu_targets.json").write_text(json.dumps(rows, indent=1))
-        print(f"\nwritten to {out}")
+    if args.quick:
+        print(header)
+        print(table)
+    else:
+        write_result("cpu_targets", header, table, rows)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import build  # noqa: E402
-from common import RESULTS, machine_description, machine_name, markdown_table, timed  # noqa: E402
+from common import machine_description, markdown_table, timed, write_result  # noqa: E402
 
 import lc_kernels as lck  # noqa: E402
 
@@ -114,12 +113,7 @@ def main(argv=None):
             "peak_fraction_of_eager"]
     table = markdown_table(rows, cols)
     header = f"Machine: {machine_description()}\nCommand: python benchmarks/bench_gpu.py{' --quick' if args.quick else ''}\n"
-    print(header)
-    print(table)
-    out = RESULTS / machine_name()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_targets.md").write_text(header + "\n" + table + "\n")
-    (out / "gpu_targets.json").write_text(json.dumps(rows, indent=1))
+    write_result("gpu_targets", header, table, rows)
 
 
 if __name__ == "__main__":

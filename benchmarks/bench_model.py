@@ -8,7 +8,6 @@ Writes benchmarks/results/<machine>/model_decode.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, machine_description, machine_name, markdown_table  # noqa: E402
+from common import machine_description, markdown_table, write_result  # noqa: E402
 
 PROMPTS = ["What is the capital of France?", "Which organ produces insulin?", "What causes tuberculosis?"]
 
@@ -80,13 +79,11 @@ def main(argv=None):
     header = (f"Machine: {machine_description()}\nCommand: python benchmarks/bench_model.py"
               f"{' --quick' if args.quick else ''}\nSmolLM2-135M-Instruct fp32, batch 1, {new} new tokens, "
               f"{len(PROMPTS)} prompts, median of {repeat}. vs_greedy: relative to the thin model's greedy.\n")
-    print(header)
-    print(table)
-    if not args.quick:
-        out = RESULTS / machine_name()
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "model_decode.md").write_text(header + "\n" + table + "\n")
-        (out / "model_decode.json").write_text(json.dumps(rows, indent=1))
+    if args.quick:
+        print(header)
+        print(table)
+    else:
+        write_result("model_decode", header, table, rows)
 
 
 if __name__ == "__main__":

@@ -96,3 +96,15 @@ def _fmt(v):
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
     return str(v)
+
+
+def write_result(name: str, header: str, table: str, rows: list[dict]) -> Path:
+    """Print header + table and write results/<machine>/<name>.{md,json}."""
+    print(header)
+    print(table)
+    out = RESULTS / machine_name()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(header + "\n" + table + "\n")
+    (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    print(f"\nwritten to {out}")
+    return out

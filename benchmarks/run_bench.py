@@ -62,7 +62,19 @@ def main(argv=None):
     ap.add_argument("--memory-gb", type=float, default=None, help="memory budget for skipping (default: 2/3 of RAM/GPU)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--out", default=None, help="output folder (default benchmarks/results/<machine>)")
+    ap.add_argument("--replot", action="store_true", help="only redraw bench.png from the folder's bench.csv")
     args = ap.parse_args(argv)
+    if args.replot:
+        out_dir = Path(args.out) if args.out else RESULTS / machine_name()
+        rows = []
+        for r in csv.DictReader(open(out_dir / "bench.csv")):
+            for k in ("L", "R", "V"):
+                r[k] = int(r[k])
+            for k in ("median_ms", "x_vs_eager", "peak_extra_MB"):
+                r[k] = float(r[k]) if r.get(k) else None
+            rows.append(r)
+        plot(rows, out_dir)
+        return
     g = grids("full" if args.full else "tiny" if args.tiny else "default")
     device = args.device
     fused = [b for b in ("cpu", "triton") if backend_status()[b][0]
@@ -150,17 +162,21 @@ def plot(rows, out_dir: Path):
         pts = sorted((r["V"], r["median_ms"]) for r in dec if r["impl"] == impl and r["L"] == L_max and r["R"] == R_mid)
         if pts:
             axes[0].plot(*zip(*pts), marker="o", label=impl)
-        pts = sorted((r["R"], r.get("x_vs_eager", float("nan"))) for r in dec
+        pts = sorted((r["R"], r.get("x_vs_eager") or float("nan")) for r in dec
                      if r["impl"] == impl and r["L"] == L_max and r["V"] == max(x["V"] for x in dec))
         if pts and impl != "eager":
             axes[1].plot(*zip(*pts), marker="o", label=impl)
-        mem = sorted((r["R"], r["peak_extra_MB"]) for r in rows if r["op"] == "loss" and r["impl"] == impl
-                     and r.get("peak_extra_MB") is not None and r["L"] == max(x["L"] for x in rows if x["op"] == "loss"))
+        loss_rows = [x for x in rows if x["op"] == "loss"]
+        mem = sorted((r["R"], r["peak_extra_MB"]) for r in loss_rows if r["impl"] == impl
+                     and r.get("peak_extra_MB") not in (None, "") and r["L"] == max(x["L"] for x in loss_rows)
+                     and r["V"] == min(x["V"] for x in loss_rows))
         if mem:
             axes[2].plot(*zip(*mem), marker="o", label=impl)
     axes[0].set(title=f"decode time vs V (L={L_max}, rows={R_mid})", xlabel="V", ylabel="ms", yscale="log")
     axes[1].set(title=f"decode speed-up vs eager (L={L_max}, largest V)", xlabel="rows", ylabel="×", xscale="log")
-    axes[2].set(title="loss fwd+bwd peak memory above inputs", xlabel="rows", ylabel="MB", xscale="log", yscale="log")
+    lr = [x for x in rows if x["op"] == "loss"] or [{"L": 0, "V": 0}]
+    axes[2].set(title=f"loss fwd+bwd peak RSS above inputs (L={max(x['L'] for x in lr)}, V={min(x['V'] for x in lr)})",
+                xlabel="rows", ylabel="MB", xscale="log", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()

@@ -9,7 +9,6 @@ Three ways in:
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import warnings
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+
+from .jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -72,34 +73,23 @@ class Triple:
 
 def load_triples(path: str | Path) -> list[Triple]:
     """Read a JSONL file of typed triples; a bad line raises ValueError naming file and line."""
-    path = Path(path)
     triples = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            missing = [k for k in ("head", "head_type", "relation", "tail", "tail_type") if not rec.get(k)]
-            if missing:
-                raise ValueError(f"{where}: missing or empty field(s) {missing}")
-            types = []
-            for key in ("head_type", "tail_type"):
-                cls = _normalise_entity_type(str(rec[key]))
-                if cls is None:
-                    raise ValueError(f"{where}: {key}={rec[key]!r} is not one of the six entity classes "
-                                     f"{list(ENTITY_TYPES)}")
-                types.append(cls)
-            rcls = relation_class(str(rec["relation"]))
-            if rcls is None:
-                raise ValueError(f"{where}: relation {rec['relation']!r} maps to none of the six relation "
-                                 f"classes {list(RELATION_CLASSES)}")
-            triples.append(Triple(str(rec["head"]), types[0], str(rec["relation"]), rcls, str(rec["tail"]), types[1]))
+    for where, rec in read_jsonl(path):
+        missing = [k for k in ("head", "head_type", "relation", "tail", "tail_type") if not rec.get(k)]
+        if missing:
+            raise ValueError(f"{where}: missing or empty field(s) {missing}")
+        types = []
+        for key in ("head_type", "tail_type"):
+            cls = _normalise_entity_type(str(rec[key]))
+            if cls is None:
+                raise ValueError(f"{where}: {key}={rec[key]!r} is not one of the six entity classes "
+                                 f"{list(ENTITY_TYPES)}")
+            types.append(cls)
+        rcls = relation_class(str(rec["relation"]))
+        if rcls is None:
+            raise ValueError(f"{where}: relation {rec['relation']!r} maps to none of the six relation "
+                             f"classes {list(RELATION_CLASSES)}")
+        triples.append(Triple(str(rec["head"]), types[0], str(rec["relation"]), rcls, str(rec["tail"]), types[1]))
     return triples
 
 

@@ -19,6 +19,7 @@ import torch
 
 from .api import layer_contrast_loss
 from .generation import candidate_layers as resolve_candidates
+from .jsonl import read_jsonl
 from .key_factors import KeyFactors
 
 
@@ -44,21 +45,13 @@ class TrainConfig:
 
 def load_qa(path) -> list[dict]:
     """Read {"prompt", "answer"} lines; a bad line raises ValueError naming file and line."""
-    path = Path(path)
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("answer"), str) \
-                    or not rec["prompt"].strip() or not rec["answer"].strip():
-                raise ValueError(f"{path}:{lineno}: expected an object with non-empty string fields "
-                                 f"'prompt' and 'answer'; got {line.strip()[:80]!r}")
-            rows.append({"prompt": rec["prompt"], "answer": rec["answer"]})
+    for where, rec in read_jsonl(path):
+        if not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("answer"), str) \
+                or not rec["prompt"].strip() or not rec["answer"].strip():
+            raise ValueError(f"{where}: expected an object with non-empty string fields 'prompt' and "
+                             f"'answer'; got {json.dumps(rec)[:80]}")
+        rows.append({"prompt": rec["prompt"], "answer": rec["answer"]})
     if not rows:
         raise ValueError(f"{path}: no examples")
     return rows

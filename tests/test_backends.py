@@ -329,3 +329,4 @@ def test_torch_compile_traces_the_ops(backend_device):
     ref_tokens, ref_loss = f(z)
     assert torch.equal(tokens, ref_tokens)
     torch.testing.assert_close(loss, ref_loss)
+

@@ -102,3 +102,14 @@ def test_ddp_gradients_equal_single_process(tmp_path):
     assert ddp.keys() == single.keys()
     for k in single:
         torch.testing.assert_close(ddp[k], single[k], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["llama", "gemma2", "gpt2", "gpt_neox"])
+def test_alpha_one_equals_the_model_greedy_generate(name):
+    """α = 1 keeps only the final layer's argmax: the tokens are transformers' own greedy ones,
+    which checks the KV cache, position ids and left padding against transformers itself."""
+    model = tiny(name, tied=name in ("gemma2", "gpt2"))
+    ids, mask = prompts(3)
+    ref = model.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False)
+    ours = contrast_generate(model, ids, attention_mask=mask, max_new_tokens=6, candidate_layers=[1], alpha=1.0)
+    assert torch.equal(ref, ours)

@@ -5,10 +5,14 @@ LC_TEST_BACKENDS=triton; this module makes sure they really ran the kernels.
 """
 import os
 
+import pytest
 import torch
 
 import lc_kernels as lck
 from lc_kernels import backends
+from test_backends import _bad_cases, check_decode, make_logits
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def test_triton_backend_runs_here():
@@ -38,3 +42,19 @@ def test_kernels_are_the_ones_called(monkeypatch):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lck.contrast_decode(torch.randn(3, 2, 50, device=device), backend="triton")
     assert calls == [(2,)]
+
+
+@pytest.mark.parametrize("select", ["row", "batch"])
+def test_split_vocabulary_decode(select, monkeypatch):
+    """The few-rows path that cuts each row's vocabulary into chunks (forced to 3 chunks here)."""
+    from lc_kernels.triton import decode
+    monkeypatch.setattr(decode, "FORCE_SPLITS", 3)
+    for i, (L, rows, V) in enumerate([(9, (2,), 1271), (2, (1,), 7), (4, (3,), 2053), (3, (0,), 50)]):
+        z = make_logits(L, rows, V, seed=40 + i, mask=True, device=DEVICE)
+        out = lck.contrast_decode(z, select=select, backend="triton")
+        F, _ = lck.contrast_logits(z, select=select, backend="triton")
+        check_decode(z, out, F, 0.1, "jsd", select)
+    for z, layer, row in _bad_cases(DEVICE):
+        with pytest.raises(ValueError) as e:
+            lck.contrast_decode(z, backend="triton")
+        assert layer in str(e.value) and row in str(e.value)

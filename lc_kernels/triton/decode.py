@@ -9,6 +9,7 @@ batch's Q computed by the launcher), then one sweep over the final and premature
 
 Memory traffic: 2·V·b bytes read per row; R·V·4 bytes written only for contrast_logits.
 Two launches in all for select="row" (stats + this); "batch" adds one small torch reduction.
+With fewer rows than the GPU has multiprocessors, split.py cuts the vocabulary instead.
 """
 import torch
 import triton
@@ -97,9 +98,29 @@ def batch_premature(div: torch.Tensor, valid: torch.Tensor | None = None) -> tor
     return mean.argmax().expand(R).contiguous()
 
 
+FORCE_SPLITS = None  # tests set this to exercise the split-vocabulary path under the interpreter
+
+
+def choose_splits(R: int, V: int, device: torch.device) -> int:
+    """Vocabulary chunks per row: 1 when there are enough rows to fill the GPU, else enough
+    (row, chunk) programs for about two waves of streaming multiprocessors."""
+    if FORCE_SPLITS is not None:
+        return FORCE_SPLITS
+    if device.type != "cuda" or R == 0:
+        return 1
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    if R >= sms:
+        return 1
+    return max(1, min(triton.cdiv(2 * sms, R), triton.cdiv(V, 4096)))
+
+
 def contrast_kernel_launch(z, log_alpha, divergence, batch_select, want_logits):
     """The `contrast_kernel` of lc_kernels.backends.registration for CUDA (or interpreted) tensors."""
     L, R, V = z.shape
+    splits = choose_splits(R, V, z.device) if R else 1
+    if splits > 1:
+        from .split import split_contrast_launch
+        return split_contrast_launch(z, log_alpha, divergence, batch_select, want_logits, splits)
     acc = accumulation_dtype(z.dtype)
     lse, mx, div, status = run_stats(z, divergence)
     tokens = torch.empty(R, dtype=torch.long, device=z.device)

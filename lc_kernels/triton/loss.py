@@ -23,6 +23,18 @@ from .stats import STATUS_STRIDE, tile_config
 
 
 @triton.jit
+def _scores(final_ptr, prem_ptr, offs, V, V_q, m_N, log_alpha, y, g, ACC: tl.constexpr):
+    """S over one block: gated rows D = z_N − z_Q on H' = H ∪ {y} (−inf elsewhere), else z_N.
+    The premature layer is read only on gated rows (V_q = 0 otherwise)."""
+    neg_inf = float("-inf")
+    mask = offs < V
+    zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
+    zq = tl.load(prem_ptr + offs, mask=offs < V_q, other=0.0).to(ACC)
+    in_head = (((zn - m_N >= log_alpha) & (zn != neg_inf)) | (offs == y)) & mask
+    return tl.where(g, tl.where(in_head, zn - zq, neg_inf), zn), mask
+
+
+@triton.jit
 def loss_kernel(
     z_ptr, stride_l, stride_r, L, V,
     targets_ptr, ent_ptr, rel_ptr, ignore_index,
@@ -76,22 +88,12 @@ def loss_kernel(
         V_q = tl.where(g, V, 0)  # the premature layer is read only on gated rows
         s_max = tl.full((BLOCK,), neg_inf, ACC)
         for start in range(0, V, BLOCK):
-            offs = start + lanes
-            mask = offs < V
-            zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-            zq = tl.load(prem_ptr + offs, mask=offs < V_q, other=0.0).to(ACC)
-            in_head = (((zn - m_N >= log_alpha) & (zn != neg_inf)) | (offs == y)) & mask
-            S = tl.where(g, tl.where(in_head, zn - zq, neg_inf), zn)
+            S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, log_alpha, y, g, ACC)
             s_max = tl.maximum(s_max, S)
         m = tl.max(s_max, axis=0)
         s_sum = tl.zeros((BLOCK,), ACC)
         for start in range(0, V, BLOCK):
-            offs = start + lanes
-            mask = offs < V
-            zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-            zq = tl.load(prem_ptr + offs, mask=offs < V_q, other=0.0).to(ACC)
-            in_head = (((zn - m_N >= log_alpha) & (zn != neg_inf)) | (offs == y)) & mask
-            S = tl.where(g, tl.where(in_head, zn - zq, neg_inf), zn)
+            S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, log_alpha, y, g, ACC)
             s_sum += tl.where(S != neg_inf, tl.exp(S - m), 0.0)
         lse = m + tl.log(tl.sum(s_sum, axis=0))
         z_qy = tl.load(prem_ptr + y).to(ACC)
@@ -99,11 +101,7 @@ def loss_kernel(
         w = 1.0 + lambda_entity * tl.load(ent_ptr + y).to(ACC) + lambda_relation * tl.load(rel_ptr + y).to(ACC)
         for start in range(0, V, BLOCK):
             offs = start + lanes
-            mask = offs < V
-            zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-            zq = tl.load(prem_ptr + offs, mask=offs < V_q, other=0.0).to(ACC)
-            in_head = (((zn - m_N >= log_alpha) & (zn != neg_inf)) | (offs == y)) & mask
-            S = tl.where(g, tl.where(in_head, zn - zq, neg_inf), zn)
+            S, mask = _scores(final_ptr, prem_ptr, offs, V, V_q, m_N, log_alpha, y, g, ACC)
             prob = tl.where(S != neg_inf, tl.exp(S - lse), 0.0)
             grad = w * (prob - (offs == y).to(ACC))
             tl.store(grad_row + offs, grad.to(grad_ptr.dtype.element_ty), mask=mask)

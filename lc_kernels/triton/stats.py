@@ -1,8 +1,9 @@
 """Triton kernel 1 of both ops: all-layer normalisers, divergences and value checks per row.
 
 The naive torch path materialises log_softmax of every layer, p, log m and the terms as
-[L, R, V] tensors (~a dozen full reads/writes of the logits). Here one program owns one row and
-holds a [LP, BLOCK] tile of all L layers (LP = next power of two ≥ L):
+[L, R, V] tensors (~a dozen full reads/writes of the logits). Here one program owns one row (or,
+for few rows, one vocabulary chunk of a row: lc_kernels/triton/split.py reuses the two sweeps)
+and holds a [LP, BLOCK] tile of all L layers (LP = next power of two ≥ L):
 
     sweep 1  online max / sum-exp of every layer at once (per-lane running max and sum, combined
              at the end: a blocked sum, accurate per SPEC §2), plus NaN/+inf and -inf-mask checks;
@@ -21,6 +22,74 @@ STATUS_STRIDE = 65536  # status = code * STATUS_STRIDE + layer (lc_kernels/valid
 
 
 @triton.jit
+def sweep_normalisers(row_ptr, layer, L, V, v_lo, v_hi, LP: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """Sweep 1 over [v_lo, v_hi): per-layer max m [LP] and sum exp(z − m) s [LP] (per-lane online
+    softmax, lanes combined at the end), and per-layer flags: a NaN/+inf seen, a -inf position
+    differing from the final layer's."""
+    neg_inf = float("-inf")
+    is_final = layer == L - 1
+    lanes = tl.arange(0, BLOCK)[None, :]
+    m_lane = tl.full((LP, BLOCK), neg_inf, ACC)
+    s_lane = tl.zeros((LP, BLOCK), ACC)
+    bad = tl.zeros((LP, BLOCK), tl.int32)
+    mismatch = tl.zeros((LP, BLOCK), tl.int32)
+    for start in range(v_lo, v_hi, BLOCK):
+        offs = start + lanes
+        mask = (layer < L) & (offs < v_hi)
+        x = tl.load(row_ptr + offs, mask=mask, other=neg_inf).to(ACC)
+        bad = bad | ((x != x) | (x == float("inf"))).to(tl.int32)
+        x_masked = (x == neg_inf).to(tl.int32)
+        final_masked = tl.max(tl.where(is_final, x_masked, 0), axis=0)[None, :]
+        mismatch = mismatch | tl.where(mask, x_masked != final_masked, 0).to(tl.int32)
+        m_new = tl.maximum(m_lane, x)
+        s_lane = tl.where(m_new == neg_inf, 0.0, s_lane * tl.exp(m_lane - m_new) + tl.exp(x - m_new))
+        m_lane = m_new
+    m = tl.max(m_lane, axis=1)
+    s = tl.sum(tl.where(m_lane == neg_inf, 0.0, s_lane * tl.exp(m_lane - m[:, None])), axis=1)
+    return m, s, tl.max(bad, axis=1) > 0, tl.max(mismatch, axis=1) > 0
+
+
+@triton.jit
+def sweep_divergences(row_ptr, layer, L, V, v_lo, v_hi, lse, DIVERGENCE: tl.constexpr, LP: tl.constexpr,
+                      BLOCK: tl.constexpr, ACC: tl.constexpr):
+    """Sweep 2 over [v_lo, v_hi): the unscaled divergence sums of every candidate [LP] given the
+    normalisers lse [LP] (jsd and dola: one log per element; kl: none)."""
+    neg_inf = float("-inf")
+    is_final = layer == L - 1
+    lanes = tl.arange(0, BLOCK)[None, :]
+    lse2 = lse[:, None]
+    acc = tl.zeros((LP, BLOCK), ACC)
+    for start in range(v_lo, v_hi, BLOCK):
+        offs = start + lanes
+        mask = (layer < L) & (offs < v_hi)
+        x = tl.load(row_ptr + offs, mask=mask, other=neg_inf).to(ACC)
+        lp = x - lse2
+        p = tl.where(mask & (x != neg_inf), tl.exp(lp), 0.0)
+        lp_final = tl.sum(tl.where(is_final, lp, 0.0), axis=0)[None, :]
+        p_final = tl.sum(tl.where(is_final, p, 0.0), axis=0)[None, :]
+        if DIVERGENCE == 1:  # kl: p_N (lp_N − lp_j)
+            t = tl.where(p_final > 0, p_final * (lp_final - lp), 0.0)
+        else:
+            s = p_final + p
+            lm = tl.log(s) - LN2
+            if DIVERGENCE == 0:  # jsd: ½ [p_N (lp_N − lm) + p_j (lp_j − lm)]  (the ½ applied by the caller)
+                t = tl.where(p_final > 0, p_final * (lp_final - lm), 0.0) + tl.where(p > 0, p * (lp - lm), 0.0)
+            else:  # dola: ½ m [(lm − lp_N) + (lm − lp_j)] with m = s / 2
+                t = tl.where(s > 0, 0.5 * s * ((lm - lp_final) + (lm - lp)), 0.0)
+        acc += tl.where(mask & (layer < L - 1), t, 0.0)
+    return tl.sum(acc, axis=1)
+
+
+@triton.jit
+def scale_divergence(total, V, DIVERGENCE: tl.constexpr):
+    if DIVERGENCE == 0:
+        total = total * 0.5
+    if DIVERGENCE == 2:
+        total = total * 0.5 / V
+    return total
+
+
+@triton.jit
 def stats_kernel(
     z_ptr, stride_l, stride_r, L, V,
     targets_ptr, ignore_index,            # read only when HAS_TARGETS: ignored rows are skipped
@@ -35,68 +104,20 @@ def stats_kernel(
         y = tl.load(targets_ptr + r)
         valid = (y != ignore_index) & (y >= 0) & (y < V)
         V_eff = tl.where(valid, V, 0)  # an ignored row runs no sweep at all
-    layer = tl.arange(0, LP)[:, None]           # [LP, 1]
-    is_final = layer == L - 1
-    lanes = tl.arange(0, BLOCK)[None, :]        # [1, BLOCK]
+    layer = tl.arange(0, LP)[:, None]
     row_ptr = z_ptr + r * stride_r + layer.to(tl.int64) * stride_l
-    neg_inf = float("-inf")
+    m, s, bad_l, mis_l = sweep_normalisers(row_ptr, layer, L, V, 0, V_eff, LP, BLOCK, ACC)
+    lse = m + tl.log(s)  # [LP], -inf for an all-masked row
+    div = scale_divergence(sweep_divergences(row_ptr, layer, L, V, 0, V_eff, lse, DIVERGENCE, LP, BLOCK, ACC),
+                           V, DIVERGENCE)
 
-    # ---- sweep 1: per-lane online max and sum-exp for every layer, and the checks
-    m_lane = tl.full((LP, BLOCK), neg_inf, ACC)
-    s_lane = tl.zeros((LP, BLOCK), ACC)
-    bad = tl.zeros((LP, BLOCK), tl.int32)
-    mismatch = tl.zeros((LP, BLOCK), tl.int32)
-    for start in range(0, V_eff, BLOCK):
-        offs = start + lanes
-        mask = (layer < L) & (offs < V)
-        x = tl.load(row_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-        bad = bad | ((x != x) | (x == float("inf"))).to(tl.int32)
-        x_masked = (x == neg_inf).to(tl.int32)
-        final_masked = tl.max(tl.where(is_final, x_masked, 0), axis=0)[None, :]
-        mismatch = mismatch | tl.where(mask, x_masked != final_masked, 0).to(tl.int32)
-        m_new = tl.maximum(m_lane, x)
-        s_lane = tl.where(m_new == neg_inf, 0.0, s_lane * tl.exp(m_lane - m_new) + tl.exp(x - m_new))
-        m_lane = m_new
-    m = tl.max(m_lane, axis=1)                                              # [LP]
-    scaled = tl.where(m_lane == neg_inf, 0.0, s_lane * tl.exp(m_lane - m[:, None]))
-    lse = m + tl.log(tl.sum(scaled, axis=1))                                 # [LP], -inf if all masked
-    lse2 = lse[:, None]
-
-    # ---- sweep 2: divergences of every candidate against the final layer
-    acc = tl.zeros((LP, BLOCK), ACC)
-    for start in range(0, V_eff, BLOCK):
-        offs = start + lanes
-        mask = (layer < L) & (offs < V)
-        x = tl.load(row_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-        lp = x - lse2
-        p = tl.where(mask & (x != neg_inf), tl.exp(lp), 0.0)
-        lp_final = tl.sum(tl.where(is_final, lp, 0.0), axis=0)[None, :]
-        p_final = tl.sum(tl.where(is_final, p, 0.0), axis=0)[None, :]
-        if DIVERGENCE == 1:  # kl: p_N (lp_N − lp_j)
-            t = tl.where(p_final > 0, p_final * (lp_final - lp), 0.0)
-        else:
-            s = p_final + p
-            lm = tl.log(s) - LN2
-            if DIVERGENCE == 0:  # jsd: ½ [p_N (lp_N − lm) + p_j (lp_j − lm)]
-                t = tl.where(p_final > 0, p_final * (lp_final - lm), 0.0) + tl.where(p > 0, p * (lp - lm), 0.0)
-            else:  # dola: ½ m [(lm − lp_N) + (lm − lp_j)] with m = s / 2
-                t = tl.where(s > 0, 0.5 * s * ((lm - lp_final) + (lm - lp)), 0.0)
-        acc += tl.where(mask & (layer < L - 1), t, 0.0)
-    div = tl.sum(acc, axis=1)
-    if DIVERGENCE == 0:
-        div = div * 0.5
-    if DIVERGENCE == 2:
-        div = div * 0.5 / V
-
-    # ---- status: NaN/+inf (lowest layer) > final row all -inf > mask mismatch (lowest layer)
+    # status: NaN/+inf (lowest layer) > final row all -inf > mask mismatch (lowest layer)
     lidx = tl.arange(0, LP)
-    bad_l = tl.max(bad, axis=1) > 0
-    mis_l = tl.max(mismatch, axis=1) > 0
     first_bad = tl.min(tl.where(bad_l & (lidx < L), lidx, LP), axis=0)
     first_mis = tl.min(tl.where(mis_l & (lidx < L), lidx, LP), axis=0)
     m_final = tl.sum(tl.where(lidx == L - 1, m, 0.0), axis=0)
     status = tl.where(first_mis < L, 3 * STATUS_STRIDE + first_mis, 0)
-    status = tl.where(m_final == neg_inf, 2 * STATUS_STRIDE, status)
+    status = tl.where(m_final == float("-inf"), 2 * STATUS_STRIDE, status)
     status = tl.where(first_bad < L, 1 * STATUS_STRIDE + first_bad, status)
     if HAS_TARGETS:
         status = tl.where(valid, status, 0)
