@@ -31,6 +31,11 @@ log "GPU benchmarks"
 timeout 300 $PY benchmarks/bench_gpu.py ${QUICK:+--quick} 2>&1 | tee "$RES/gpu_bench.log" | tail -20
 BENCH_RC=${PIPESTATUS[0]}
 
+log "GPU sweep (run_bench.py --device cuda: V x L x rows x dtype grid)"
+timeout 150 $PY benchmarks/run_bench.py --device cuda ${QUICK:+--tiny} 2>&1 | tail -5
+SWEEP_RC=${PIPESTATUS[0]}
+[ "$SWEEP_RC" = 0 ] || log "sweep rc=$SWEEP_RC (timeout: the grid did not finish in its slot)"
+
 if [ -n "${OUT:-}" ]; then cp -r "$RES" "$OUT/" 2>/dev/null; fi
 log "done: tests rc=$TESTS_RC bench rc=$BENCH_RC; results in $RES"
 [ "$TESTS_RC" = 0 ] && [ "$BENCH_RC" = 0 ]

@@ -38,10 +38,28 @@ FUSED_FACTOR = 3
 def grids(mode: str):
     if mode == "tiny":
         return dict(V=[257], L=[2, 3], rows=[1, 4], loss_rows=[8], dtypes=["float32"])
+    if mode == "gpu":  # the grid gpu_check.sh runs inside its budget on one GPU
+        return dict(V=[32000, 128256], L=[2, 9], rows=[1, 8, 64, 1024], loss_rows=[256, 2048],
+                    dtypes=["bfloat16", "float32"])
     if mode == "full":
         return dict(V=[32000, 50257, 128256, 151936], L=[2, 5, 9, 17], rows=[1, 8, 64, 1024, 8192],
                     loss_rows=[256, 2048, 8192], dtypes=["float32", "bfloat16"])
     return dict(V=[32000, 128256], L=[2, 9], rows=[1, 8, 64], loss_rows=[256, 2048], dtypes=["float32"])
+
+
+def cuda_peak_extra(case) -> int:
+    """max_memory_allocated above the inputs during one call (after a warm-up call)."""
+    setup, run = build(case)
+    state = setup()
+    run(state)
+    if getattr(state.get("z"), "grad", None) is not None:
+        state["z"].grad = None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    run(state)
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
 
 
 def floors(L, R, V, device):
@@ -49,6 +67,9 @@ def floors(L, R, V, device):
     y = torch.empty_like(z)
     sync = torch.cuda.synchronize if device == "cuda" else None
     exp_ms = timed(lambda: torch.exp(z, out=y), repeat=3, sync=sync)["median_ms"]
+    if device == "cuda":  # the floor on a GPU: measured copy bandwidth (read + write)
+        copy_ms = timed(lambda: y.copy_(z), repeat=3, sync=sync)["median_ms"]
+        return exp_ms, 2 * z.numel() * 4 / (copy_ms * 1e-3) / 1e9
     read_ms = timed(lambda: z.sum(), repeat=3, sync=sync)["median_ms"]
     return exp_ms, z.numel() * 4 / (read_ms * 1e-3) / 1e9
 
@@ -75,8 +96,8 @@ def main(argv=None):
             rows.append(r)
         plot(rows, out_dir)
         return
-    g = grids("full" if args.full else "tiny" if args.tiny else "default")
     device = args.device
+    g = grids("full" if args.full else "tiny" if args.tiny else "gpu" if device == "cuda" else "default")
     fused = [b for b in ("cpu", "triton") if backend_status()[b][0]
              and (b == "cpu") == (device == "cpu")]
     impls = ["eager", "compiled"] + fused
@@ -123,6 +144,8 @@ def main(argv=None):
             if not args.no_memory and device == "cpu" and impl != "compiled":
                 extra = peak_rss_extra(case)
                 row["peak_extra_MB"] = None if extra is None else extra / 1e6
+            elif not args.no_memory and device == "cuda":
+                row["peak_extra_MB"] = cuda_peak_extra(case) / 1e6
             rows.append(row)
         for row in rows:
             if (row["op"], row["L"], row["R"], row["V"], row["dtype"]) == (op, L, R, V, dt):
@@ -131,7 +154,7 @@ def main(argv=None):
                         row[f"x_vs_{ref}"] = times[ref]["median_ms"] / row["median_ms"]
 
     cols = ["op", "impl", "L", "R", "V", "dtype", "median_ms", "min_ms", "max_ms", "x_vs_eager", "x_vs_compiled",
-            "exp_passes", "GBps", "Gelem_per_s", "floor_read_GBps", "peak_extra_MB"]
+            "exp_passes", "GBps", "Gelem_per_s", "floor_read_GBps", "peak_extra_MB"]  # GPU: floor = copy GB/s
     with open(out_dir / "bench.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

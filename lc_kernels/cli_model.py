@@ -112,16 +112,17 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
                       max_steps=args.max_steps, candidate_layers=parse_layers(args.layers), alpha=args.alpha,
                       top_u=args.top_u, backend=args.backend, save_every=args.save_every, max_len=args.max_len)
-    n_eval = min(args.eval_limit, len(data))
-    eval_rows = data[:n_eval]
-    state = train(model, tok, data, cfg, key_factors=kf, out_dir=args.out, resume=args.resume)
+    # the last --eval-limit examples are held out of training and used for the final evaluation
+    n_eval = min(args.eval_limit, len(data) - 1)
+    train_rows, eval_rows = (data[:-n_eval], data[-n_eval:]) if n_eval > 0 else (data, [])
+    state = train(model, tok, train_rows, cfg, key_factors=kf, out_dir=args.out, resume=args.resume)
     print(f"trained {state['step']} steps, last loss {state['loss']:.4f}, {state['tokens_per_s']:.0f} tokens/s"
           + (f"; checkpoint in {args.out}" if args.out else ""))
     if n_eval:
         for strategy in ("greedy", "contrast"):
             acc = answer_accuracy(model, tok, eval_rows, strategy, candidate_layers=cfg.candidate_layers,
                                   backend=args.backend, progress=True)
-            print(f"answer accuracy ({strategy}) on {n_eval} questions: {acc:.3f}")
+            print(f"answer accuracy ({strategy}) on {n_eval} held-out questions: {acc:.3f}")
     return 0
 
 
@@ -183,5 +184,6 @@ def add_model_commands(sub):
     t.add_argument("--top-u", type=int, default=10)
     t.add_argument("--backend", default="auto")
     t.add_argument("--save-every", type=int, default=0)
-    t.add_argument("--eval-limit", type=int, default=32, help="questions for the final accuracy check (0: none)")
+    t.add_argument("--eval-limit", type=int, default=32,
+                   help="the last N examples are held out for the final accuracy check (0: none)")
     t.set_defaults(fn=cmd_train)

@@ -11,6 +11,8 @@ def tiny(name: str, tied: bool = False, layers: int = 6):
         m = T.LlamaForCausalLM(T.LlamaConfig(**common))
     elif name == "qwen2":
         m = T.Qwen2ForCausalLM(T.Qwen2Config(**common))
+    elif name == "qwen3":
+        m = T.Qwen3ForCausalLM(T.Qwen3Config(**common, head_dim=16))
     elif name == "mistral":
         m = T.MistralForCausalLM(T.MistralConfig(**common))
     elif name == "gemma2":

@@ -46,7 +46,7 @@ def test_token_parity_smollm2():
     assert torch.equal(ref[:, :ours.shape[1]], ours)
 
 
-@pytest.mark.parametrize("name", ["llama", "qwen2", "mistral", "gemma2", "gpt2", "gpt_neox"])
+@pytest.mark.parametrize("name", ["llama", "qwen2", "qwen3", "mistral", "gemma2", "gpt2", "gpt_neox"])
 def test_models_are_discovered_and_generate(name):
     model = tiny(name, tied=name in ("gemma2", "gpt2"))
     parts = ModelParts(model)
@@ -113,3 +113,32 @@ def test_alpha_one_equals_the_model_greedy_generate(name):
     ref = model.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False)
     ours = contrast_generate(model, ids, attention_mask=mask, max_new_tokens=6, candidate_layers=[1], alpha=1.0)
     assert torch.equal(ref, ours)
+
+
+def test_layer_contrast_trainer_trains(tmp_path):
+    """transformers.Trainer with the layer-contrast loss: two steps on a tiny model and dataset."""
+    from lc_kernels.hf import LayerContrastTrainer
+
+    model = tiny("llama")
+    model.train()
+    ids, _ = prompts(8, 10, seed=5)
+    labels = ids.clone()
+    labels[:, :4] = -100
+    data = [{"input_ids": i, "labels": l, "attention_mask": torch.ones_like(i)} for i, l in zip(ids, labels)]
+    args = transformers.TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=2,
+                                          learning_rate=1e-2, report_to=[], save_strategy="no", logging_steps=1,
+                                          use_cpu=True, gradient_accumulation_steps=2)
+    seen = []
+
+    class Spy(LayerContrastTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            seen.append(int(num_items_in_batch))
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    before = model.lm_head.weight.detach().clone()
+    trainer = Spy(model=model, args=args, train_dataset=data, key_factors=lck.KeyFactors(range(0, 300, 7)),
+                  candidate_layers="high", loss_kwargs={"top_u": 20})
+    result = trainer.train()
+    assert result.global_step == 2 and torch.isfinite(torch.tensor(result.training_loss))
+    assert not torch.equal(before, model.lm_head.weight)
+    assert seen and all(n == 2 * 4 * 6 for n in seen)  # global label count: 2 micro-batches x 4 rows x 6 labels

@@ -13,6 +13,7 @@ validated, flattened z [L, R, V]:
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import warnings
@@ -33,6 +34,7 @@ class BackendUnavailableError(RuntimeError):
     """An explicitly requested backend cannot run here; the message says how to get it."""
 
 
+@functools.lru_cache(maxsize=None)  # once per process: resolve() runs on every call
 def _probe(name: str) -> tuple[bool, str]:
     if name == "torch":
         return True, "the plain torch reference"
@@ -40,16 +42,17 @@ def _probe(name: str) -> tuple[bool, str]:
         try:
             importlib.import_module("lc_kernels._C")
         except ImportError as e:
-            if os.environ.get("LC_KERNELS_SKIP_BUILD"):
-                return False, f"the C++ extension was not built (LC_KERNELS_SKIP_BUILD set at install): {e}"
-            return False, f"the C++ extension lc_kernels._C is not importable: {e}"
+            return False, (f"the C++ extension lc_kernels._C is not importable ({e}); it is not built when "
+                           f"LC_KERNELS_SKIP_BUILD=1 is set at install time")
         return True, "lc_kernels._C"
     if name == "triton":
         try:
             importlib.import_module("lc_kernels.backends.triton_backend")
         except ImportError as e:
             return False, f"triton is not importable: {e}"
-        return True, "triton " + importlib.import_module("triton").__version__
+        where = "CUDA tensors" + (", and CPU tensors (TRITON_INTERPRET=1)" if os.environ.get("TRITON_INTERPRET") == "1"
+                                  else "; CPU tensors only with TRITON_INTERPRET=1")
+        return True, f"triton {importlib.import_module('triton').__version__} ({where})"
     raise ValueError(name)
 
 
