@@ -80,9 +80,9 @@ def loss_kernel(
                 above += (zn > best).to(tl.int64)
             g = (best != neg_inf) & (tl.sum(above, axis=0) < top_u)
         elif GATE == 1:
-            g = True
+            g = tl.full((), 1, tl.int1)
         else:
-            g = False
+            g = tl.full((), 0, tl.int1)
 
         # ---- scores S: gated D = z_N − z_Q on H' = H ∪ {y}; ungated z_N. Three sweeps.
         V_q = tl.where(g, V, 0)  # the premature layer is read only on gated rows
