@@ -38,8 +38,16 @@ def rank_main(rank, world, out):
     dist.destroy_process_group()
 
 
+def free_port() -> str:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
 def main(out):
     from lc_kernels.hf import layer_contrast_loss_for
+    os.environ["LC_DDP_PORT"] = free_port()  # inherited by the spawned ranks
     model = tiny("llama")
     ids, labels = batch()
     layer_contrast_loss_for(model, ids, labels, top_u=50).backward()
