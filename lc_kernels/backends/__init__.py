@@ -22,7 +22,7 @@ import torch
 
 BACKENDS = ("torch", "cpu", "triton")
 _HOW_TO = {
-    "cpu": "build the C++ extension: `pip install .` from a source checkout with a C++17 compiler "
+    "cpu": "build the C++ extension: `pip install .` from a source checkout with a C++20 compiler (GCC >= 10) "
            "and cmake (unset LC_KERNELS_SKIP_BUILD)",
     "triton": "install triton (`pip install triton`, Linux) and pass CUDA tensors, or set "
               "TRITON_INTERPRET=1 before importing triton to run the kernels on CPU tensors",
