@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import build  # noqa: E402
-from common import machine_description, markdown_table, timed, write_result  # noqa: E402
+from common import cuda_peak_extra, machine_description, markdown_table, timed, write_result  # noqa: E402
 
 import lc_kernels as lck  # noqa: E402
 
@@ -64,17 +64,6 @@ def measure(case, repeat=20):
     return cuda_timed(lambda: run(state), repeat)
 
 
-def peak_memory(case) -> int:
-    setup, run = build(case)
-    state = setup()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    run(state)
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -102,7 +91,7 @@ def main(argv=None):
 
     loss = dict(op="loss", L=5, R=4096 if not args.quick else 64, V=V, dtype="bfloat16", device="cuda")
     t = {impl: measure(dict(loss, impl=impl), 5)["median_ms"] for impl in ("eager", "compiled", "triton")}
-    mem = {impl: peak_memory(dict(loss, impl=impl)) for impl in ("eager", "compiled", "triton")}
+    mem = {impl: cuda_peak_extra(dict(loss, impl=impl)) for impl in ("eager", "compiled", "triton")}
     rows.append(dict(case=f"loss fwd+bwd L=5 R={loss['R']} V={V} bf16", triton_ms=t["triton"], eager_ms=t["eager"],
                      compiled_ms=t["compiled"], vs_eager=t["eager"] / t["triton"],
                      vs_compiled=t["compiled"] / t["triton"], peak_GB_triton=mem["triton"] / 1e9,

@@ -108,3 +108,20 @@ def write_result(name: str, header: str, table: str, rows: list[dict]) -> Path:
     (out / f"{name}.json").write_text(json.dumps(rows, indent=1))
     print(f"\nwritten to {out}")
     return out
+
+
+def cuda_peak_extra(case: dict) -> int:
+    """max_memory_allocated above the inputs during one call of `case` (after a warm-up call)."""
+    import torch
+    from cases import build
+    setup, run = build(case)
+    state = setup()
+    run(state)
+    if getattr(state.get("z"), "grad", None) is not None:
+        state["z"].grad = None  # the measured call creates the gradient afresh
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    run(state)
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base

@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cases import build  # noqa: E402
-from common import RESULTS, machine_description, machine_name, markdown_table, peak_rss_extra, timed  # noqa: E402
+from common import (RESULTS, cuda_peak_extra, machine_description, machine_name, markdown_table,  # noqa: E402
+                    peak_rss_extra, timed)
 
 from lc_kernels.backends import backend_status  # noqa: E402
 
@@ -45,21 +46,6 @@ def grids(mode: str):
         return dict(V=[32000, 50257, 128256, 151936], L=[2, 5, 9, 17], rows=[1, 8, 64, 1024, 8192],
                     loss_rows=[256, 2048, 8192], dtypes=["float32", "bfloat16"])
     return dict(V=[32000, 128256], L=[2, 9], rows=[1, 8, 64], loss_rows=[256, 2048], dtypes=["float32"])
-
-
-def cuda_peak_extra(case) -> int:
-    """max_memory_allocated above the inputs during one call (after a warm-up call)."""
-    setup, run = build(case)
-    state = setup()
-    run(state)
-    if getattr(state.get("z"), "grad", None) is not None:
-        state["z"].grad = None
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    run(state)
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
 
 
 def floors(L, R, V, device):

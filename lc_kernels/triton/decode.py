@@ -29,6 +29,31 @@ def row_premature(div_ptr, r, R, L, LP: tl.constexpr):
 
 
 @triton.jit
+def contrast_range(final_ptr, prem_ptr, F_row_ptr, v_lo, v_hi, V, lse_N, lse_Q, m_N, log_alpha,
+                   BLOCK: tl.constexpr, WRITE_F: tl.constexpr, ACC: tl.constexpr):
+    """Head, contrast F and the running (max, first index) over [v_lo, v_hi) of one row."""
+    neg_inf = float("-inf")
+    best = tl.full((), neg_inf, ACC)
+    best_idx = tl.zeros((), tl.int64) + v_lo
+    lanes = tl.arange(0, BLOCK)
+    for start in range(v_lo, v_hi, BLOCK):
+        offs = start + lanes
+        mask = offs < v_hi
+        zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
+        zq = tl.load(prem_ptr + offs, mask=mask, other=neg_inf).to(ACC)
+        head = (zn - m_N >= log_alpha) & (zn != neg_inf) & mask
+        F = tl.where(head, (zn - lse_N) - (zq - lse_Q), neg_inf)
+        if WRITE_F:
+            tl.store(F_row_ptr + offs, F, mask=mask)
+        block_best = tl.max(F, axis=0)
+        block_idx = tl.min(tl.where(F == block_best, offs, V), axis=0).to(tl.int64)
+        take = block_best > best  # strict: an earlier block keeps a tie
+        best_idx = tl.where(take, block_idx, best_idx)
+        best = tl.where(take, block_best, best)
+    return best, best_idx
+
+
+@triton.jit
 def contrast_kernel(
     z_ptr, stride_l, stride_r, L, V,
     lse_ptr, max_ptr, div_ptr, log_alpha_ptr,
@@ -48,24 +73,8 @@ def contrast_kernel(
     log_alpha = tl.load(log_alpha_ptr)
     final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
     prem_ptr = z_ptr + r * stride_r + q * stride_l
-    neg_inf = float("-inf")
-    best = tl.full((), neg_inf, ACC)
-    best_idx = tl.zeros((), tl.int64)
-    lanes = tl.arange(0, BLOCK)
-    for start in range(0, V, BLOCK):
-        offs = start + lanes
-        mask = offs < V
-        zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-        zq = tl.load(prem_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-        head = (zn - m_N >= log_alpha) & (zn != neg_inf) & mask
-        F = tl.where(head, (zn - lse_N) - (zq - lse_Q), neg_inf)
-        if WRITE_F:
-            tl.store(F_ptr + r * V + offs, F, mask=mask)
-        block_best = tl.max(F, axis=0)
-        block_idx = tl.min(tl.where(F == block_best, offs, V), axis=0).to(tl.int64)
-        take = block_best > best  # strict: an earlier block keeps a tie
-        best_idx = tl.where(take, block_idx, best_idx)
-        best = tl.where(take, block_best, best)
+    _, best_idx = contrast_range(final_ptr, prem_ptr, F_ptr + r * V, 0, V, V, lse_N, lse_Q, m_N, log_alpha,
+                                 BLOCK, WRITE_F, ACC)
     tl.store(tokens_ptr + r, best_idx)
 
 

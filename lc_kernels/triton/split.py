@@ -19,6 +19,7 @@ import triton
 import triton.language as tl
 
 from ..validation import STATUS_LAYER_STRIDE, accumulation_dtype
+from .decode import contrast_range
 from .stats import scale_divergence, sweep_divergences, sweep_normalisers, tile_config
 
 
@@ -66,26 +67,9 @@ def split_contrast_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, lse_ptr, max_p
     log_alpha = tl.load(log_alpha_ptr)
     final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
     prem_ptr = z_ptr + r * stride_r + q * stride_l
-    neg_inf = float("-inf")
-    best = tl.full((), neg_inf, ACC)
-    best_idx = tl.zeros((), tl.int64) + c * CHUNK
-    lanes = tl.arange(0, BLOCK)
     v_lo = c * CHUNK
-    v_hi = tl.minimum(v_lo + CHUNK, V)
-    for start in range(v_lo, v_hi, BLOCK):
-        offs = start + lanes
-        mask = offs < v_hi
-        zn = tl.load(final_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-        zq = tl.load(prem_ptr + offs, mask=mask, other=neg_inf).to(ACC)
-        head = (zn - m_N >= log_alpha) & (zn != neg_inf) & mask
-        F = tl.where(head, (zn - lse_N) - (zq - lse_Q), neg_inf)
-        if WRITE_F:
-            tl.store(F_ptr + r * V + offs, F, mask=mask)
-        block_best = tl.max(F, axis=0)
-        block_idx = tl.min(tl.where(F == block_best, offs, V), axis=0).to(tl.int64)
-        take = block_best > best
-        best_idx = tl.where(take, block_idx, best_idx)
-        best = tl.where(take, block_best, best)
+    best, best_idx = contrast_range(final_ptr, prem_ptr, F_ptr + r * V, v_lo, tl.minimum(v_lo + CHUNK, V), V,
+                                    lse_N, lse_Q, m_N, log_alpha, BLOCK, WRITE_F, ACC)
     tl.store(pbest_ptr + r * S + c, best)
     tl.store(pidx_ptr + r * S + c, best_idx)
 
