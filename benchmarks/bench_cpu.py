@@ -69,11 +69,7 @@ def main(argv=None):
               f"the same [9, 8, V] tensor ({exp_pass:.2f} ms). `peak_extra_*_layers`: peak RSS above the inputs "
               f"during one forward+backward, in units of one layer of logits (R·V·4 bytes); the input's gradient "
               f"alone is L = 5 layers.\n")
-    if args.quick:
-        print(header)
-        print(table)
-    else:
-        write_result("cpu_targets", header, table, rows)
+    write_result("cpu_targets", header, table, rows, save=not args.quick)
 
 
 if __name__ == "__main__":

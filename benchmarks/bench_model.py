@@ -79,11 +79,7 @@ def main(argv=None):
     header = (f"Machine: {machine_description()}\nCommand: python benchmarks/bench_model.py"
               f"{' --quick' if args.quick else ''}\nSmolLM2-135M-Instruct fp32, batch 1, {new} new tokens, "
               f"{len(PROMPTS)} prompts, median of {repeat}. vs_greedy: relative to the thin model's greedy.\n")
-    if args.quick:
-        print(header)
-        print(table)
-    else:
-        write_result("model_decode", header, table, rows)
+    write_result("model_decode", header, table, rows, save=not args.quick)
 
 
 if __name__ == "__main__":

@@ -98,10 +98,12 @@ def _fmt(v):
     return str(v)
 
 
-def write_result(name: str, header: str, table: str, rows: list[dict]) -> Path:
-    """Print header + table and write results/<machine>/<name>.{md,json}."""
+def write_result(name: str, header: str, table: str, rows: list[dict], save: bool = True) -> Path | None:
+    """Print header + table and (if save) write results/<machine>/<name>.{md,json}."""
     print(header)
     print(table)
+    if not save:
+        return None
     out = RESULTS / machine_name()
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(header + "\n" + table + "\n")

@@ -29,9 +29,16 @@ def row_premature(div_ptr, r, R, L, LP: tl.constexpr):
 
 
 @triton.jit
-def contrast_range(final_ptr, prem_ptr, F_row_ptr, v_lo, v_hi, V, lse_N, lse_Q, m_N, log_alpha,
+def contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, log_alpha_ptr, F_row_ptr, v_lo, v_hi,
                    BLOCK: tl.constexpr, WRITE_F: tl.constexpr, ACC: tl.constexpr):
-    """Head, contrast F and the running (max, first index) over [v_lo, v_hi) of one row."""
+    """Head, contrast F and the running (max, first index) over [v_lo, v_hi) of row r with
+    premature layer q (normalisers and the final layer's max from the stats kernel)."""
+    lse_N = tl.load(lse_ptr + (L - 1) * R + r)
+    lse_Q = tl.load(lse_ptr + q * R + r)
+    m_N = tl.load(max_ptr + r)
+    log_alpha = tl.load(log_alpha_ptr)
+    final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
+    prem_ptr = z_ptr + r * stride_r + q * stride_l
     neg_inf = float("-inf")
     best = tl.full((), neg_inf, ACC)
     best_idx = tl.zeros((), tl.int64) + v_lo
@@ -67,14 +74,8 @@ def contrast_kernel(
         tl.store(premature_ptr + r, q)
     else:
         q = tl.load(premature_ptr + r)
-    lse_N = tl.load(lse_ptr + (L - 1) * R + r)
-    lse_Q = tl.load(lse_ptr + q * R + r)
-    m_N = tl.load(max_ptr + r)
-    log_alpha = tl.load(log_alpha_ptr)
-    final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
-    prem_ptr = z_ptr + r * stride_r + q * stride_l
-    _, best_idx = contrast_range(final_ptr, prem_ptr, F_ptr + r * V, 0, V, V, lse_N, lse_Q, m_N, log_alpha,
-                                 BLOCK, WRITE_F, ACC)
+    _, best_idx = contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, log_alpha_ptr,
+                                 F_ptr + r * V, 0, V, BLOCK, WRITE_F, ACC)
     tl.store(tokens_ptr + r, best_idx)
 
 

@@ -61,15 +61,9 @@ def split_contrast_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, lse_ptr, max_p
     r = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1).to(tl.int64)
     q = tl.load(premature_ptr + r)
-    lse_N = tl.load(lse_ptr + (L - 1) * R + r)
-    lse_Q = tl.load(lse_ptr + q * R + r)
-    m_N = tl.load(max_ptr + r)
-    log_alpha = tl.load(log_alpha_ptr)
-    final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
-    prem_ptr = z_ptr + r * stride_r + q * stride_l
     v_lo = c * CHUNK
-    best, best_idx = contrast_range(final_ptr, prem_ptr, F_ptr + r * V, v_lo, tl.minimum(v_lo + CHUNK, V), V,
-                                    lse_N, lse_Q, m_N, log_alpha, BLOCK, WRITE_F, ACC)
+    best, best_idx = contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, log_alpha_ptr,
+                                    F_ptr + r * V, v_lo, tl.minimum(v_lo + CHUNK, V), BLOCK, WRITE_F, ACC)
     tl.store(pbest_ptr + r * S + c, best)
     tl.store(pidx_ptr + r * S + c, best_idx)
 
