@@ -9,34 +9,49 @@ batch's Q computed by the launcher), then one sweep over the final and premature
 
 Memory traffic: 2·V·b bytes read per row; R·V·4 bytes written only for contrast_logits.
 Two launches in all for select="row" (stats + this); "batch" adds one small torch reduction.
-With fewer rows than the GPU has multiprocessors, split.py cuts the vocabulary instead.
+With fewer rows than the GPU has multiprocessors, split.py cuts the vocabulary instead (also two
+launches, with the argmax over layers and the batch reduction done in-kernel).
 """
 import torch
 import triton
 import triton.language as tl
 
 from ..validation import accumulation_dtype
-from .stats import stats_kernel, tile_config
+from .launch_config import choose_splits, device_info, stream_config, tile_config
+from .stats import stats_kernel
+
+
+@triton.jit
+def first_argmax(d, n, LP: tl.constexpr):
+    """argmax of d [LP] over its first n entries (ties → lowest index)."""
+    j = tl.arange(0, LP)
+    d = tl.where(j < n, d, float("-inf"))
+    best = tl.max(d, axis=0)
+    return tl.min(tl.where((d == best) & (j < n), j, LP), axis=0).to(tl.int64)
 
 
 @triton.jit
 def row_premature(div_ptr, r, R, L, LP: tl.constexpr):
     """argmax over the L-1 candidates of div[:, r] (ties → lowest index)."""
     j = tl.arange(0, LP)
-    d = tl.load(div_ptr + j.to(tl.int64) * R + r, mask=j < L - 1, other=float("-inf"))
-    best = tl.max(d, axis=0)
-    return tl.min(tl.where((d == best) & (j < L - 1), j, LP), axis=0).to(tl.int64)
+    return first_argmax(tl.load(div_ptr + j.to(tl.int64) * R + r, mask=j < L - 1, other=float("-inf")), L - 1, LP)
 
 
 @triton.jit
-def contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, log_alpha_ptr, F_row_ptr, v_lo, v_hi,
+def as_acc(x, ACC: tl.constexpr):
+    """A float kernel argument (annotated tl.float64, so float64 inputs lose nothing) in ACC."""
+    return tl.full((), x, ACC)
+
+
+@triton.jit
+def contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, log_alpha, F_row_ptr, v_lo, v_hi,
                    BLOCK: tl.constexpr, WRITE_F: tl.constexpr, ACC: tl.constexpr):
     """Head, contrast F and the running (max, first index) over [v_lo, v_hi) of row r with
-    premature layer q (normalisers and the final layer's max from the stats kernel)."""
+    premature layer q (normalisers and the final layer's max from the stats kernel; log_alpha
+    already in ACC)."""
     lse_N = tl.load(lse_ptr + (L - 1) * R + r)
     lse_Q = tl.load(lse_ptr + q * R + r)
     m_N = tl.load(max_ptr + r)
-    log_alpha = tl.load(log_alpha_ptr)
     final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
     prem_ptr = z_ptr + r * stride_r + q * stride_l
     neg_inf = float("-inf")
@@ -63,7 +78,7 @@ def contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, l
 @triton.jit
 def contrast_kernel(
     z_ptr, stride_l, stride_r, L, V,
-    lse_ptr, max_ptr, div_ptr, log_alpha_ptr,
+    lse_ptr, max_ptr, div_ptr, log_alpha: tl.float64,
     premature_ptr, tokens_ptr, F_ptr,
     R,
     LP: tl.constexpr, BLOCK: tl.constexpr, ROW_SELECT: tl.constexpr, WRITE_F: tl.constexpr, ACC: tl.constexpr,
@@ -74,7 +89,7 @@ def contrast_kernel(
         tl.store(premature_ptr + r, q)
     else:
         q = tl.load(premature_ptr + r)
-    _, best_idx = contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, log_alpha_ptr,
+    _, best_idx = contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, as_acc(log_alpha, ACC),
                                  F_ptr + r * V, 0, V, BLOCK, WRITE_F, ACC)
     tl.store(tokens_ptr + r, best_idx)
 
@@ -89,7 +104,7 @@ def run_stats(z: torch.Tensor, divergence_code: int, targets=None, ignore_index:
     status = torch.empty(R, dtype=torch.int32, device=z.device)
     if R == 0:
         return lse, mx, div, status
-    LP, BLOCK, warps = tile_config(L, V)
+    LP, BLOCK, warps = tile_config(L, V, device_info(z.device))
     stats_kernel[(R,)](z, z.stride(0), z.stride(1), L, V,
                        targets if targets is not None else status, ignore_index,
                        lse, mx, div, status, R,
@@ -108,26 +123,11 @@ def batch_premature(div: torch.Tensor, valid: torch.Tensor | None = None) -> tor
     return mean.argmax().expand(R).contiguous()
 
 
-FORCE_SPLITS = None  # tests set this to exercise the split-vocabulary path under the interpreter
-
-
-def choose_splits(R: int, V: int, device: torch.device) -> int:
-    """Vocabulary chunks per row: 1 when there are enough rows to fill the GPU, else enough
-    (row, chunk) programs for about two waves of streaming multiprocessors."""
-    if FORCE_SPLITS is not None:
-        return FORCE_SPLITS
-    if device.type != "cuda" or R == 0:
-        return 1
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    if R >= sms:
-        return 1
-    return max(1, min(triton.cdiv(2 * sms, R), triton.cdiv(V, 4096)))
-
-
 def contrast_kernel_launch(z, log_alpha, divergence, batch_select, want_logits):
     """The `contrast_kernel` of lc_kernels.backends.registration for CUDA (or interpreted) tensors."""
     L, R, V = z.shape
-    splits = choose_splits(R, V, z.device) if R else 1
+    info = device_info(z.device)
+    splits = choose_splits(R, V, info)
     if splits > 1:
         from .split import split_contrast_launch
         return split_contrast_launch(z, log_alpha, divergence, batch_select, want_logits, splits)
@@ -137,12 +137,10 @@ def contrast_kernel_launch(z, log_alpha, divergence, batch_select, want_logits):
     premature = batch_premature(div) if batch_select else torch.empty(R, dtype=torch.long, device=z.device)
     F = torch.empty((R, V) if want_logits else (0,), dtype=acc, device=z.device)
     if R:
-        LP, _, _ = tile_config(L, V)
-        BLOCK = min(triton.next_power_of_2(V), 4096)
-        la = torch.full((1,), log_alpha, dtype=acc, device=z.device)
-        contrast_kernel[(R,)](z, z.stride(0), z.stride(1), L, V, lse, mx, div, la, premature, tokens,
+        LP = triton.next_power_of_2(L)
+        BLOCK, warps = stream_config(V, info)
+        contrast_kernel[(R,)](z, z.stride(0), z.stride(1), L, V, lse, mx, div, log_alpha, premature, tokens,
                               F if want_logits else tokens, R,
                               LP=LP, BLOCK=BLOCK, ROW_SELECT=not batch_select, WRITE_F=want_logits,
-                              ACC=tl.float64 if acc == torch.float64 else tl.float32,
-                              num_warps=8 if BLOCK >= 2048 else 4)
+                              ACC=tl.float64 if acc == torch.float64 else tl.float32, num_warps=warps)
     return tokens, premature, div, F, status

@@ -18,8 +18,9 @@ import triton
 import triton.language as tl
 
 from ..validation import accumulation_dtype
-from .decode import batch_premature, row_premature, run_stats
-from .stats import STATUS_STRIDE, tile_config
+from .decode import as_acc, batch_premature, row_premature, run_stats
+from .launch_config import device_info, stream_config
+from .stats import STATUS_STRIDE
 
 
 @triton.jit
@@ -38,9 +39,9 @@ def _scores(final_ptr, prem_ptr, offs, V, V_q, m_N, log_alpha, y, g, ACC: tl.con
 def loss_kernel(
     z_ptr, stride_l, stride_r, L, V,
     targets_ptr, ent_ptr, rel_ptr, ignore_index,
-    lse_ptr, max_ptr, div_ptr, log_alpha_ptr, status_ptr,
+    lse_ptr, max_ptr, div_ptr, log_alpha: tl.float64, status_ptr,
     premature_ptr, loss_ptr, gate_ptr, grad_ptr,
-    R, top_u, lambda_entity, lambda_relation,
+    R, top_u, lambda_entity: tl.float64, lambda_relation: tl.float64,
     LP: tl.constexpr, BLOCK: tl.constexpr, ROW_SELECT: tl.constexpr, GATE: tl.constexpr, ACC: tl.constexpr,
 ):
     r = tl.program_id(0).to(tl.int64)
@@ -57,7 +58,7 @@ def loss_kernel(
         final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
         prem_ptr = z_ptr + r * stride_r + q * stride_l
         m_N = tl.load(max_ptr + r)
-        log_alpha = tl.load(log_alpha_ptr)
+        log_alpha = as_acc(log_alpha, ACC)
         z_y = tl.load(final_ptr + y).to(ACC)
         # a target at a masked token is reported (lowest priority after the stats checks)
         status = tl.load(status_ptr + r)
@@ -98,7 +99,8 @@ def loss_kernel(
         lse = m + tl.log(tl.sum(s_sum, axis=0))
         z_qy = tl.load(prem_ptr + y).to(ACC)
         S_y = tl.where(g, z_y - z_qy, z_y)
-        w = 1.0 + lambda_entity * tl.load(ent_ptr + y).to(ACC) + lambda_relation * tl.load(rel_ptr + y).to(ACC)
+        w = (1.0 + as_acc(lambda_entity, ACC) * tl.load(ent_ptr + y).to(ACC)
+             + as_acc(lambda_relation, ACC) * tl.load(rel_ptr + y).to(ACC))
         for start in range(0, V, BLOCK):
             offs = start + lanes
             S, mask = _scores(final_ptr, prem_ptr, offs, V, V_q, m_N, log_alpha, y, g, ACC)
@@ -132,14 +134,12 @@ def loss_kernel_launch(z, targets, entity_mask, relation_mask, log_alpha, diverg
     else:
         premature = torch.empty(R, dtype=torch.long, device=z.device)
     if R:
-        LP, _, _ = tile_config(L, V)
-        BLOCK = min(triton.next_power_of_2(V), 4096)
-        la = torch.full((1,), log_alpha, dtype=acc, device=z.device)
+        LP = triton.next_power_of_2(L)
+        BLOCK, warps = stream_config(V, device_info(z.device))
         loss_kernel[(R,)](z, z.stride(0), z.stride(1), L, V,
                           targets, entity_mask.view(torch.uint8), relation_mask.view(torch.uint8), ignore_index,
-                          lse, mx, div, la, status, premature, loss, gate_out.view(torch.int8), grad,
+                          lse, mx, div, log_alpha, status, premature, loss, gate_out.view(torch.int8), grad,
                           R, min(top_u, V), lambda_entity, lambda_relation,
                           LP=LP, BLOCK=BLOCK, ROW_SELECT=not batch_select, GATE=gate,
-                          ACC=tl.float64 if acc == torch.float64 else tl.float32,
-                          num_warps=8 if BLOCK >= 2048 else 4)
+                          ACC=tl.float64 if acc == torch.float64 else tl.float32, num_warps=warps)
     return loss, premature, gate_out, div, status, grad

@@ -1,30 +1,41 @@
-"""Split-vocabulary decode for few rows (decoding with batch 1–8 at V = 128k).
+"""Split-vocabulary decode for few rows (decoding with batch 1–8 at V = 128k): two launches.
 
-One program per row would leave most of a GPU idle when R is below the number of streaming
-multiprocessors, so the vocabulary of each row is cut into S chunks and the (row, chunk)
-programs reduce partial results in later launches — in a fixed order, without atomics:
+One program per row would leave most of a GPU idle when R is below the number of
+multiprocessors, so the vocabulary of each row is cut into S chunks, one program per
+(row, chunk). The chain lse → divergences → Q → token has two full-vocabulary dependencies; the
+first costs a launch boundary, the second is removed by computing the contrast of every
+candidate while its divergence is computed, so Q is needed only to pick among finished numbers:
 
-    1  split_normalisers_kernel  (R, S): per-chunk max / sum-exp of every layer, check flags
-       (torch: combine the S partials → lse [L, R], status; L·S·R numbers)
-    2  split_divergence_kernel   (R, S): per-chunk divergence sums given lse
-       (torch: sum over S → div [L-1, R]; Q by row or batch)
-    3  split_contrast_kernel     (R, S): head, F = lp_N − lp_Q on the chunk (F written if asked),
-       the chunk's (max, first index); torch picks the first maximal chunk → token.
+    1  split_normalisers_kernel (R, S)  per-chunk max / sum-exp of every layer, check flags;
+                                        zeroes the arrival counters
+    2  split_select_kernel      (R, S)  each program combines row r's S normaliser partials (same
+                                        fixed order in every program: identical lse), then ONE sweep
+                                        of its chunk gives the divergence sums of every candidate
+                                        and every candidate's contrast (max, first index) on the head.
+                                        The last program of a row to arrive (atomic counter, acq_rel)
+                                        sums the S partials in chunk order → divergences, status,
+                                        Q = argmax, token = first maximal chunk's index for Q.
+                                        select="batch": the last row to finish picks the batch's Q
+                                        (mean divergence, float64, row order) and every row's token.
+  (3) split_contrast_kernel     (R, S)  contrast_logits only: F = lp_N − lp_Q written on the chunk.
 
-Memory traffic is that of the one-program-per-row path (2·L·V·b + 2·V·b bytes per row), spread
-over R·S programs.
+Deterministic: every sum runs in a fixed order; the counter only decides WHO reduces. No torch
+operation runs between the launches (no host synchronisation; CUDA-graph safe). Memory traffic
+is that of the one-program-per-row path, 2·L·V·b bytes per row (the second sweep of a chunk
+largely from L2), spread over R·S programs; partials are O(R·S·LP) numbers.
 """
 import torch
 import triton
 import triton.language as tl
 
-from ..validation import STATUS_LAYER_STRIDE, accumulation_dtype
-from .decode import contrast_range
-from .stats import scale_divergence, sweep_divergences, sweep_normalisers, tile_config
+from ..validation import accumulation_dtype
+from .decode import as_acc, contrast_range, first_argmax
+from .launch_config import device_info, tile_config
+from .stats import row_status, scale_divergence, sweep_divergences, sweep_normalisers
 
 
 @triton.jit
-def split_normalisers_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, pm_ptr, ps_ptr, pflag_ptr, S,
+def split_normalisers_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, pm_ptr, ps_ptr, pflag_ptr, count_ptr, R, S,
                              LP: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
     r = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1).to(tl.int64)
@@ -37,86 +48,140 @@ def split_normalisers_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, pm_ptr, ps_
     tl.store(pm_ptr + out, m)
     tl.store(ps_ptr + out, s)
     tl.store(pflag_ptr + out, bad.to(tl.int32) + 2 * mis.to(tl.int32))
+    # arrival counters of launch 2: one per row, one for the batch (no memset launch needed)
+    tl.store(count_ptr + r, 0, mask=c == 0)
+    tl.store(count_ptr + R, 0, mask=(r == 0) & (c == 0))
 
 
 @triton.jit
-def split_divergence_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, lse_ptr, R, pd_ptr, S,
-                            DIVERGENCE: tl.constexpr, LP: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr):
+def combine_normalisers(pm_ptr, ps_ptr, r, S, LP: tl.constexpr, ACC: tl.constexpr):
+    """Row r's (max [LP], lse [LP]) from its S chunk partials, chunks in order."""
+    lidx = tl.arange(0, LP)
+    base = r * S * LP + lidx
+    m = tl.full((LP,), float("-inf"), ACC)
+    for c in range(0, S):
+        m = tl.maximum(m, tl.load(pm_ptr + base + c * LP))
+    s = tl.zeros((LP,), ACC)
+    for c in range(0, S):
+        pm = tl.load(pm_ptr + base + c * LP)
+        s += tl.where(pm == float("-inf"), 0.0, tl.load(ps_ptr + base + c * LP) * tl.exp(pm - m))
+    return m, m + tl.log(s)
+
+
+@triton.jit
+def pick_token(pbest_ptr, pidx_ptr, r, S, q, LP: tl.constexpr, ACC: tl.constexpr):
+    """Row r's token for candidate q: the first chunk holding the maximal contrast, its index."""
+    best = tl.full((), float("-inf"), ACC)
+    token = tl.zeros((), tl.int64)
+    for c in range(0, S):
+        off = (r * S + c) * LP + q
+        b = tl.load(pbest_ptr + off, volatile=True)
+        i = tl.load(pidx_ptr + off, volatile=True)
+        token = tl.where(b > best, i, token)
+        best = tl.maximum(best, b)
+    return token
+
+
+@triton.jit
+def split_select_kernel(
+    z_ptr, stride_l, stride_r, L, V, CHUNK, log_alpha: tl.float64,
+    pm_ptr, ps_ptr, pflag_ptr, count_ptr,                 # from launch 1
+    pd_ptr, pbest_ptr, pidx_ptr,                          # partials of this launch [R, S, LP]
+    lse_ptr, max_ptr, div_ptr, status_ptr, premature_ptr, tokens_ptr,  # out
+    R, S,
+    DIVERGENCE: tl.constexpr, ROW_SELECT: tl.constexpr, LP: tl.constexpr, BLOCK: tl.constexpr, ACC: tl.constexpr,
+):
     r = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1).to(tl.int64)
     lidx = tl.arange(0, LP)
     layer = lidx[:, None]
     row_ptr = z_ptr + r * stride_r + layer.to(tl.int64) * stride_l
-    lse = tl.load(lse_ptr + lidx.to(tl.int64) * R + r, mask=lidx < L, other=float("-inf"))
+    m, lse = combine_normalisers(pm_ptr, ps_ptr, r, S, LP, ACC)
+    m_N = tl.sum(tl.where(lidx == L - 1, m, 0.0), axis=0)
     v_lo = c * CHUNK
     v_hi = tl.minimum(v_lo + CHUNK, V)
-    total = sweep_divergences(row_ptr, layer, L, V, v_lo, v_hi, lse, DIVERGENCE, LP, BLOCK, ACC)
-    tl.store(pd_ptr + (r * S + c) * LP + lidx, scale_divergence(total, V, DIVERGENCE))
+    total, best, best_idx = sweep_divergences(row_ptr, layer, L, V, v_lo, v_hi, lse, DIVERGENCE, LP, BLOCK, ACC,
+                                              True, m_N, as_acc(log_alpha, ACC))
+    out = (r * S + c) * LP + lidx
+    tl.store(pd_ptr + out, total)
+    tl.store(pbest_ptr + out, best)
+    tl.store(pidx_ptr + out, best_idx)
+    tl.debug_barrier()  # every thread's partials stored before the (single-thread) release below
+    arrived = tl.atomic_add(count_ptr + r, 1, sem="acq_rel", scope="gpu")
+    if arrived == S - 1:  # the last chunk of row r: the other S − 1 partials are visible
+        div = tl.zeros((LP,), ACC)
+        flags = tl.zeros((LP,), tl.int32)
+        for k in range(0, S):
+            div += tl.load(pd_ptr + (r * S + k) * LP + lidx, volatile=True)
+            flags = flags | tl.load(pflag_ptr + (r * S + k) * LP + lidx)
+        div = scale_divergence(div, V, DIVERGENCE)
+        status = row_status((flags & 1) != 0, (flags & 2) != 0, m_N, L, LP)
+        tl.store(lse_ptr + lidx.to(tl.int64) * R + r, lse, mask=lidx < L)
+        tl.store(max_ptr + r, m_N)
+        tl.store(div_ptr + lidx.to(tl.int64) * R + r, div, mask=lidx < L - 1)
+        tl.store(status_ptr + r, status)
+        if ROW_SELECT:
+            q = first_argmax(div, L - 1, LP)
+            tl.store(premature_ptr + r, q)
+            tl.store(tokens_ptr + r, pick_token(pbest_ptr, pidx_ptr, r, S, q, LP, ACC))
+        else:
+            tl.debug_barrier()
+            rows_done = tl.atomic_add(count_ptr + R, 1, sem="acq_rel", scope="gpu")
+            if rows_done == R - 1:  # the last row: every row's divergences are visible
+                mean = tl.zeros((LP,), tl.float64)
+                for k in range(0, R):
+                    d = tl.load(div_ptr + lidx.to(tl.int64) * R + k, mask=lidx < L - 1, other=0.0, volatile=True)
+                    mean += d.to(tl.float64)
+                q = first_argmax(mean / R, L - 1, LP)
+                for k in range(0, R):
+                    tl.store(premature_ptr + k, q)
+                    tl.store(tokens_ptr + k, pick_token(pbest_ptr, pidx_ptr, k, S, q, LP, ACC))
 
 
 @triton.jit
-def split_contrast_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, lse_ptr, max_ptr, log_alpha_ptr, premature_ptr,
-                          pbest_ptr, pidx_ptr, F_ptr, R, S,
-                          BLOCK: tl.constexpr, WRITE_F: tl.constexpr, ACC: tl.constexpr):
+def split_contrast_kernel(z_ptr, stride_l, stride_r, L, V, CHUNK, lse_ptr, max_ptr, log_alpha: tl.float64,
+                          premature_ptr, F_ptr, R, BLOCK: tl.constexpr, ACC: tl.constexpr):
     r = tl.program_id(0).to(tl.int64)
     c = tl.program_id(1).to(tl.int64)
     q = tl.load(premature_ptr + r)
     v_lo = c * CHUNK
-    best, best_idx = contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, log_alpha_ptr,
-                                    F_ptr + r * V, v_lo, tl.minimum(v_lo + CHUNK, V), BLOCK, WRITE_F, ACC)
-    tl.store(pbest_ptr + r * S + c, best)
-    tl.store(pidx_ptr + r * S + c, best_idx)
-
-
-def _status(bad, mis, final_all_masked, L):
-    """Per-row status from per-layer flags [R, L] (same order as lc_kernels/validation.py)."""
-    idx = torch.arange(L, device=bad.device)
-    first_bad = torch.where(bad, idx, L).amin(1)
-    first_mis = torch.where(mis, idx, L).amin(1)
-    status = torch.where(first_mis < L, 3 * STATUS_LAYER_STRIDE + first_mis, 0)
-    status = torch.where(final_all_masked, 2 * STATUS_LAYER_STRIDE, status)
-    status = torch.where(first_bad < L, STATUS_LAYER_STRIDE + first_bad, status)
-    return status.to(torch.int32)
+    contrast_range(z_ptr, stride_l, stride_r, L, V, R, r, q, lse_ptr, max_ptr, as_acc(log_alpha, ACC),
+                   F_ptr + r * V, v_lo, tl.minimum(v_lo + CHUNK, V), BLOCK, True, ACC)
 
 
 def split_contrast_launch(z, log_alpha, divergence, batch_select, want_logits, splits: int):
     """The split-vocabulary version of decode.contrast_kernel_launch (same outputs)."""
     L, R, V = z.shape
     acc = accumulation_dtype(z.dtype)
-    LP, BLOCK, warps = tile_config(L, V)
+    info = device_info(z.device)
+    LP, BLOCK, warps = tile_config(L, V, info)
     CHUNK = triton.cdiv(triton.cdiv(V, splits), BLOCK) * BLOCK  # whole blocks per chunk
     S = triton.cdiv(V, CHUNK)
     ACC = tl.float64 if acc == torch.float64 else tl.float32
     dev = z.device
-    pm = torch.empty(R, S, LP, dtype=acc, device=dev)
-    ps = torch.empty(R, S, LP, dtype=acc, device=dev)
-    pflag = torch.empty(R, S, LP, dtype=torch.int32, device=dev)
-    split_normalisers_kernel[(R, S)](z, z.stride(0), z.stride(1), L, V, CHUNK, pm, ps, pflag, S,
+
+    def partial(dtype):
+        return torch.empty(R, S, LP, dtype=dtype, device=dev)
+
+    pm, ps, pflag, pd, pbest, pidx = (partial(acc), partial(acc), partial(torch.int32), partial(acc), partial(acc),
+                                      partial(torch.long))
+    count = torch.empty(R + 1, dtype=torch.int32, device=dev)
+    lse = torch.empty(L, R, dtype=acc, device=dev)
+    max_final = torch.empty(R, dtype=acc, device=dev)
+    div = torch.empty(L - 1, R, dtype=acc, device=dev)
+    status = torch.empty(R, dtype=torch.int32, device=dev)
+    premature = torch.empty(R, dtype=torch.long, device=dev)
+    tokens = torch.empty(R, dtype=torch.long, device=dev)
+
+    split_normalisers_kernel[(R, S)](z, z.stride(0), z.stride(1), L, V, CHUNK, pm, ps, pflag, count, R, S,
                                      LP=LP, BLOCK=BLOCK, ACC=ACC, num_warps=warps)
-    m = pm.amax(1)  # [R, LP]
-    scaled = torch.where(pm == float("-inf"), 0.0, ps * torch.exp(pm - m.unsqueeze(1)))
-    lse_rl = m + torch.log(scaled.sum(1))  # chunks combined in a fixed order
-    lse = lse_rl[:, :L].t().contiguous()  # [L, R]
-    max_final = m[:, L - 1].contiguous()
-    flags = pflag[:, :, :L]
-    status = _status((flags & 1).any(1), (flags & 2).any(1), max_final == float("-inf"), L)
-
-    pd = torch.empty(R, S, LP, dtype=acc, device=dev)
-    split_divergence_kernel[(R, S)](z, z.stride(0), z.stride(1), L, V, CHUNK, lse, R, pd, S,
-                                    DIVERGENCE=divergence, LP=LP, BLOCK=BLOCK, ACC=ACC, num_warps=warps)
-    div = pd.sum(1)[:, :L - 1].t().contiguous()  # [L-1, R]
-    if batch_select:
-        premature = (div.double().sum(1) / max(R, 1)).argmax().expand(R).contiguous()
-    else:
-        premature = div.argmax(0)  # first maximum: ties → lowest candidate
-
-    BLOCK_C = min(triton.next_power_of_2(CHUNK), 4096)
-    la = torch.full((1,), log_alpha, dtype=acc, device=dev)
-    pbest = torch.empty(R, S, dtype=acc, device=dev)
-    pidx = torch.empty(R, S, dtype=torch.long, device=dev)
+    split_select_kernel[(R, S)](z, z.stride(0), z.stride(1), L, V, CHUNK, log_alpha, pm, ps, pflag, count,
+                                pd, pbest, pidx, lse, max_final, div, status, premature, tokens, R, S,
+                                DIVERGENCE=divergence, ROW_SELECT=not batch_select, LP=LP, BLOCK=BLOCK, ACC=ACC,
+                                num_warps=warps)
     F = torch.empty((R, V) if want_logits else (0,), dtype=acc, device=dev)
-    split_contrast_kernel[(R, S)](z, z.stride(0), z.stride(1), L, V, CHUNK, lse, max_final, la, premature,
-                                  pbest, pidx, F if want_logits else pbest, R, S,
-                                  BLOCK=BLOCK_C, WRITE_F=want_logits, ACC=ACC, num_warps=4)
-    tokens = pidx.gather(1, pbest.argmax(1, keepdim=True)).squeeze(1)  # first maximal chunk
+    if want_logits:
+        split_contrast_kernel[(R, S)](z, z.stride(0), z.stride(1), L, V, CHUNK, lse, max_final, log_alpha,
+                                      premature, F, R, BLOCK=min(triton.next_power_of_2(CHUNK), 4096), ACC=ACC,
+                                      num_warps=4)
     return tokens, premature, div, F, status

@@ -51,14 +51,21 @@ def sweep_normalisers(row_ptr, layer, L, V, v_lo, v_hi, LP: tl.constexpr, BLOCK:
 
 @triton.jit
 def sweep_divergences(row_ptr, layer, L, V, v_lo, v_hi, lse, DIVERGENCE: tl.constexpr, LP: tl.constexpr,
-                      BLOCK: tl.constexpr, ACC: tl.constexpr):
+                      BLOCK: tl.constexpr, ACC: tl.constexpr, CONTRAST: tl.constexpr, m_N, log_alpha):
     """Sweep 2 over [v_lo, v_hi): the unscaled divergence sums of every candidate [LP] given the
-    normalisers lse [LP] (jsd and dola: one log per element; kl: none)."""
+    normalisers lse [LP] (jsd and dola: one log per element; kl: none).
+
+    With CONTRAST (split.py, where Q is not known yet) the same tiles also give, for every
+    candidate j, the running (max, first index) of the contrast F_j = lp_N − lp_j on the head
+    z_N − m_N ≥ log α — the numbers decode.contrast_range computes for the chosen Q alone, with
+    the same arithmetic. Returns (div [LP], best [LP], best_idx [LP] int64)."""
     neg_inf = float("-inf")
     is_final = layer == L - 1
     lanes = tl.arange(0, BLOCK)[None, :]
     lse2 = lse[:, None]
     acc = tl.zeros((LP, BLOCK), ACC)
+    best = tl.full((LP,), neg_inf, ACC)
+    best_idx = tl.zeros((LP,), tl.int64) + v_lo
     for start in range(v_lo, v_hi, BLOCK):
         offs = start + lanes
         mask = (layer < L) & (offs < v_hi)
@@ -77,7 +84,28 @@ def sweep_divergences(row_ptr, layer, L, V, v_lo, v_hi, lse, DIVERGENCE: tl.cons
             else:  # dola: ½ m [(lm − lp_N) + (lm − lp_j)] with m = s / 2
                 t = tl.where(s > 0, 0.5 * s * ((lm - lp_final) + (lm - lp)), 0.0)
         acc += tl.where(mask & (layer < L - 1), t, 0.0)
-    return tl.sum(acc, axis=1)
+        if CONTRAST:
+            zn = tl.sum(tl.where(is_final, x, 0.0), axis=0)[None, :]
+            head = (zn - m_N >= log_alpha) & (zn != neg_inf) & (offs < v_hi) & (layer < L - 1)
+            F = tl.where(head, lp_final - lp, neg_inf)
+            block_best = tl.max(F, axis=1)
+            block_idx = tl.min(tl.where(F == block_best[:, None], offs, V), axis=1).to(tl.int64)
+            take = block_best > best  # strict: an earlier block keeps a tie
+            best_idx = tl.where(take, block_idx, best_idx)
+            best = tl.where(take, block_best, best)
+    return tl.sum(acc, axis=1), best, best_idx
+
+
+@triton.jit
+def row_status(bad_l, mis_l, m_final, L, LP: tl.constexpr):
+    """A row's status code from its per-layer flags [LP] (the order of lc_kernels/validation.py):
+    NaN/+inf (lowest layer) > final row all −inf > −inf mask mismatch (lowest layer) > 0."""
+    lidx = tl.arange(0, LP)
+    first_bad = tl.min(tl.where(bad_l & (lidx < L), lidx, LP), axis=0)
+    first_mis = tl.min(tl.where(mis_l & (lidx < L), lidx, LP), axis=0)
+    status = tl.where(first_mis < L, 3 * STATUS_STRIDE + first_mis, 0)
+    status = tl.where(m_final == float("-inf"), 2 * STATUS_STRIDE, status)
+    return tl.where(first_bad < L, 1 * STATUS_STRIDE + first_bad, status)
 
 
 @triton.jit
@@ -108,17 +136,12 @@ def stats_kernel(
     row_ptr = z_ptr + r * stride_r + layer.to(tl.int64) * stride_l
     m, s, bad_l, mis_l = sweep_normalisers(row_ptr, layer, L, V, 0, V_eff, LP, BLOCK, ACC)
     lse = m + tl.log(s)  # [LP], -inf for an all-masked row
-    div = scale_divergence(sweep_divergences(row_ptr, layer, L, V, 0, V_eff, lse, DIVERGENCE, LP, BLOCK, ACC),
-                           V, DIVERGENCE)
-
-    # status: NaN/+inf (lowest layer) > final row all -inf > mask mismatch (lowest layer)
+    total, _, _ = sweep_divergences(row_ptr, layer, L, V, 0, V_eff, lse, DIVERGENCE, LP, BLOCK, ACC,
+                                    False, 0.0, 0.0)
+    div = scale_divergence(total, V, DIVERGENCE)
     lidx = tl.arange(0, LP)
-    first_bad = tl.min(tl.where(bad_l & (lidx < L), lidx, LP), axis=0)
-    first_mis = tl.min(tl.where(mis_l & (lidx < L), lidx, LP), axis=0)
     m_final = tl.sum(tl.where(lidx == L - 1, m, 0.0), axis=0)
-    status = tl.where(first_mis < L, 3 * STATUS_STRIDE + first_mis, 0)
-    status = tl.where(m_final == float("-inf"), 2 * STATUS_STRIDE, status)
-    status = tl.where(first_bad < L, 1 * STATUS_STRIDE + first_bad, status)
+    status = row_status(bad_l, mis_l, m_final, L, LP)
     if HAS_TARGETS:
         status = tl.where(valid, status, 0)
         div = tl.where(valid, div, 0.0)
@@ -128,10 +151,3 @@ def stats_kernel(
     tl.store(max_ptr + r, m_final)
     tl.store(status_ptr + r, status)
 
-
-def tile_config(L: int, V: int):
-    """(LP, BLOCK, num_warps): a [LP, BLOCK] tile of about 8k elements per program."""
-    LP = triton.next_power_of_2(L)
-    BLOCK = max(16, min(triton.next_power_of_2(V), 8192 // LP))
-    num_warps = 8 if LP * BLOCK >= 4096 else 4  # ≤ 16 warps keeps AMD's 64-wide wavefronts legal
-    return LP, BLOCK, num_warps

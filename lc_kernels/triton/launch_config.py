@@ -1,0 +1,83 @@
+"""Launch parameters of the Triton kernels: tile sizes, warps and vocabulary splits per device.
+
+Chosen from the shapes (L, V, R) and from the device's properties, never tuned at run time
+(no autotuning: the first call of a shape costs one compile, not a benchmark):
+
+    tile     [LP, BLOCK] of all layers, LP = next power of two ≥ L, about 8k elements
+    warps    about 32 tile elements (16 for one-layer streams) per thread, whatever the warp
+             width: NVIDIA warps are 32 lanes, AMD wavefronts 64 (so half the warps there), and
+             never more than max_threads_per_block / warp_size (16 on AMD, 32 on NVIDIA)
+    splits   vocabulary chunks per row when there are fewer rows than multiprocessors
+             (lc_kernels/triton/split.py), enough for about two waves of programs
+
+CPU tensors (the Triton interpreter) use the defaults of a 32-lane device.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import triton
+
+TILE_ELEMENTS = 8192        # elements of the [LP, BLOCK] tile one program holds
+STREAM_BLOCK = 4096         # elements per step of the one-layer sweeps (contrast, loss)
+TILE_PER_THREAD = 32        # tile elements per thread (four live [LP, BLOCK] tensors in sweep 1)
+STREAM_PER_THREAD = 16      # elements per thread of the one-layer sweeps
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    multiprocessors: int | None  # None: not a GPU (interpreter)
+    warp_size: int = 32
+    max_threads_per_block: int = 1024
+
+    @property
+    def max_warps(self) -> int:
+        return max(1, self.max_threads_per_block // self.warp_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_info(index: int) -> DeviceInfo:
+    p = torch.cuda.get_device_properties(index)
+    warp = int(getattr(p, "warp_size", 32) or 32)
+    return DeviceInfo(p.multi_processor_count, warp, 1024)
+
+
+def device_info(device: torch.device) -> DeviceInfo:
+    if device.type != "cuda":
+        return DeviceInfo(None)
+    return _cuda_info(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def _warps(elements: int, per_thread: int, info: DeviceInfo) -> int:
+    want = triton.next_power_of_2(max(1, elements // (per_thread * info.warp_size)))
+    return max(1, min(want, info.max_warps))
+
+
+def tile_config(L: int, V: int, info: DeviceInfo = DeviceInfo(None)):
+    """(LP, BLOCK, num_warps) of the all-layer sweeps (stats and split kernels)."""
+    LP = triton.next_power_of_2(L)
+    BLOCK = max(16, min(triton.next_power_of_2(V), TILE_ELEMENTS // LP))
+    return LP, BLOCK, _warps(LP * BLOCK, TILE_PER_THREAD, info)
+
+
+def stream_config(V: int, info: DeviceInfo = DeviceInfo(None)):
+    """(BLOCK, num_warps) of the one-row, one-or-two-layer sweeps (contrast and loss kernels)."""
+    BLOCK = max(16, min(triton.next_power_of_2(V), STREAM_BLOCK))
+    return BLOCK, _warps(BLOCK, STREAM_PER_THREAD, info)
+
+
+FORCE_SPLITS = None  # tests set this to exercise the split-vocabulary path under the interpreter
+
+
+def choose_splits(R: int, V: int, info: DeviceInfo) -> int:
+    """Vocabulary chunks per row: 1 when there are enough rows to fill the GPU, else enough
+    (row, chunk) programs for about two waves of multiprocessors (chunks of ≥ 4096 tokens)."""
+    if R == 0:
+        return 1
+    if FORCE_SPLITS is not None:
+        return FORCE_SPLITS
+    if info.multiprocessors is None or R >= info.multiprocessors:
+        return 1
+    return max(1, min(triton.cdiv(2 * info.multiprocessors, R), triton.cdiv(V, STREAM_BLOCK)))
