@@ -104,11 +104,11 @@ def run_stats(z: torch.Tensor, divergence_code: int, targets=None, ignore_index:
     status = torch.empty(R, dtype=torch.int32, device=z.device)
     if R == 0:
         return lse, mx, div, status
-    LP, BLOCK, warps = tile_config(L, V, device_info(z.device))
+    CP, BLOCK, warps = tile_config(L, V, device_info(z.device))
     stats_kernel[(R,)](z, z.stride(0), z.stride(1), L, V,
                        targets if targets is not None else status, ignore_index,
                        lse, mx, div, status, R,
-                       LP=LP, BLOCK=BLOCK, DIVERGENCE=divergence_code, HAS_TARGETS=targets is not None,
+                       CP=CP, BLOCK=BLOCK, DIVERGENCE=divergence_code, HAS_TARGETS=targets is not None,
                        ACC=tl.float64 if acc == torch.float64 else tl.float32, num_warps=warps)
     return lse, mx, div, status
 

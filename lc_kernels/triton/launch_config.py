@@ -3,7 +3,8 @@
 Chosen from the shapes (L, V, R) and from the device's properties, never tuned at run time
 (no autotuning: the first call of a shape costs one compile, not a benchmark):
 
-    tile     [LP, BLOCK] of all layers, LP = next power of two ≥ L, about 8k elements
+    tile     [CP, BLOCK] of the C = L − 1 candidate layers (CP = next power of two ≥ C) beside
+             the final layer's [BLOCK]: about 8k candidate elements
     warps    about 32 tile elements (16 for one-layer streams) per thread, whatever the warp
              width: NVIDIA warps are 32 lanes, AMD wavefronts 64 (so half the warps there), and
              never more than max_threads_per_block / warp_size (16 on AMD, 32 on NVIDIA)
@@ -20,9 +21,9 @@ from dataclasses import dataclass
 import torch
 import triton
 
-TILE_ELEMENTS = 8192        # elements of the [LP, BLOCK] tile one program holds
+TILE_ELEMENTS = 8192        # elements of the [CP, BLOCK] candidate tile one program holds
 STREAM_BLOCK = 4096         # elements per step of the one-layer sweeps (contrast, loss)
-TILE_PER_THREAD = 32        # tile elements per thread (four live [LP, BLOCK] tensors in sweep 1)
+TILE_PER_THREAD = 32        # tile elements per thread (a few live [CP, BLOCK] tensors per sweep)
 STREAM_PER_THREAD = 16      # elements per thread of the one-layer sweeps
 
 
@@ -56,10 +57,10 @@ def _warps(elements: int, per_thread: int, info: DeviceInfo) -> int:
 
 
 def tile_config(L: int, V: int, info: DeviceInfo = DeviceInfo(None)):
-    """(LP, BLOCK, num_warps) of the all-layer sweeps (stats and split kernels)."""
-    LP = triton.next_power_of_2(L)
-    BLOCK = max(16, min(triton.next_power_of_2(V), TILE_ELEMENTS // LP))
-    return LP, BLOCK, _warps(LP * BLOCK, TILE_PER_THREAD, info)
+    """(CP, BLOCK, num_warps) of the all-layer sweeps (stats and split kernels)."""
+    CP = triton.next_power_of_2(max(L - 1, 1))
+    BLOCK = max(16, min(triton.next_power_of_2(V), TILE_ELEMENTS // CP))
+    return CP, BLOCK, _warps(CP * BLOCK, TILE_PER_THREAD, info)
 
 
 def stream_config(V: int, info: DeviceInfo = DeviceInfo(None)):
