@@ -117,11 +117,12 @@ def test_split_decode_is_two_launches_and_nothing_else(select, monkeypatch):
 def test_launch_config_follows_the_device():
     from lc_kernels.triton.launch_config import DeviceInfo, choose_splits, stream_config, tile_config
     nvidia, amd = DeviceInfo(132, 32, 1024), DeviceInfo(304, 64, 1024)
-    assert tile_config(9, 128256, nvidia) == (8, 1024, 8)  # 8 candidates: no padded layer
-    assert tile_config(9, 128256, amd) == (8, 1024, 4)  # 64-wide wavefronts: half the warps
+    assert tile_config(9, 128256, nvidia) == (8, 512, 8)  # 8 candidates: no padded layer
+    assert tile_config(9, 128256, amd) == (8, 512, 4)  # 64-wide wavefronts: half the warps
+    assert tile_config(9, 128256, nvidia, acc_bytes=8) == (8, 256, 8)  # float64: half the tile
     assert tile_config(2, 7, nvidia) == (1, 16, 1)
     assert stream_config(128256, nvidia) == (4096, 8) and stream_config(128256, amd) == (4096, 4)
-    assert tile_config(2, 1 << 20, DeviceInfo(8, 64, 256))[2] == 4  # never above threads/block ÷ warp
+    assert tile_config(2, 1 << 20, DeviceInfo(8, 64, 128))[2] == 2  # never above threads/block ÷ warp
     # few rows → vocabulary chunks for about two waves; many rows or no GPU → one program per row
     assert choose_splits(8, 1 << 20, nvidia) == 33  # ⌈2·132 / 8⌉
     assert choose_splits(8, 128256, nvidia) == 32

@@ -104,7 +104,7 @@ def run_stats(z: torch.Tensor, divergence_code: int, targets=None, ignore_index:
     status = torch.empty(R, dtype=torch.int32, device=z.device)
     if R == 0:
         return lse, mx, div, status
-    CP, BLOCK, warps = tile_config(L, V, device_info(z.device))
+    CP, BLOCK, warps = tile_config(L, V, device_info(z.device), acc.itemsize)
     stats_kernel[(R,)](z, z.stride(0), z.stride(1), L, V,
                        targets if targets is not None else status, ignore_index,
                        lse, mx, div, status, R,

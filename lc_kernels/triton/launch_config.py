@@ -4,10 +4,11 @@ Chosen from the shapes (L, V, R) and from the device's properties, never tuned a
 (no autotuning: the first call of a shape costs one compile, not a benchmark):
 
     tile     [CP, BLOCK] of the C = L − 1 candidate layers (CP = next power of two ≥ C) beside
-             the final layer's [BLOCK]: about 8k candidate elements
-    warps    about 32 tile elements (16 for one-layer streams) per thread, whatever the warp
-             width: NVIDIA warps are 32 lanes, AMD wavefronts 64 (so half the warps there), and
-             never more than max_threads_per_block / warp_size (16 on AMD, 32 on NVIDIA)
+             the final layer's [BLOCK]: 16 KiB of accumulators (4096 fp32 / 2048 fp64 elements)
+    warps    64 bytes of each tile tensor (16 fp32 / 8 fp64 elements; 16 elements for the
+             one-layer streams) per thread, whatever the warp width: NVIDIA warps are 32 lanes,
+             AMD wavefronts 64 (so half the warps there), and never more than
+             max_threads_per_block / warp_size (16 on AMD, 32 on NVIDIA)
     splits   vocabulary chunks per row when there are fewer rows than multiprocessors
              (lc_kernels/triton/split.py), enough for about two waves of programs
 
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 import torch
 import triton
 
-TILE_ELEMENTS = 8192        # elements of the [CP, BLOCK] candidate tile one program holds
+TILE_BYTES = 16384          # accumulator bytes of the [CP, BLOCK] candidate tile one program holds
+TILE_BYTES_PER_THREAD = 64  # per thread and live tile tensor (a dozen live in sweep 2)
 STREAM_BLOCK = 4096         # elements per step of the one-layer sweeps (contrast, loss)
-TILE_PER_THREAD = 32        # tile elements per thread (a few live [CP, BLOCK] tensors per sweep)
 STREAM_PER_THREAD = 16      # elements per thread of the one-layer sweeps
 
 
@@ -56,11 +57,15 @@ def _warps(elements: int, per_thread: int, info: DeviceInfo) -> int:
     return max(1, min(want, info.max_warps))
 
 
-def tile_config(L: int, V: int, info: DeviceInfo = DeviceInfo(None)):
-    """(CP, BLOCK, num_warps) of the all-layer sweeps (stats and split kernels)."""
+def tile_config(L: int, V: int, info: DeviceInfo = DeviceInfo(None), acc_bytes: int = 4):
+    """(CP, BLOCK, num_warps) of the all-layer sweeps (stats and split kernels); acc_bytes is the
+    accumulation element size (4, or 8 for float64 inputs).
+
+    Chosen with benchmarks/triton_resources.py (ptxas for sm_90): about 100 registers for bf16
+    and no spills for any dtype; twice the tile spilled (fp64) or needed 16 warps."""
     CP = triton.next_power_of_2(max(L - 1, 1))
-    BLOCK = max(16, min(triton.next_power_of_2(V), TILE_ELEMENTS // CP))
-    return CP, BLOCK, _warps(CP * BLOCK, TILE_PER_THREAD, info)
+    BLOCK = max(16, min(triton.next_power_of_2(V), TILE_BYTES // acc_bytes // CP))
+    return CP, BLOCK, _warps(CP * BLOCK, TILE_BYTES_PER_THREAD // acc_bytes, info)
 
 
 def stream_config(V: int, info: DeviceInfo = DeviceInfo(None)):

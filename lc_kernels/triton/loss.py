@@ -58,7 +58,7 @@ def loss_kernel(
         final_ptr = z_ptr + r * stride_r + (L - 1) * stride_l
         prem_ptr = z_ptr + r * stride_r + q * stride_l
         m_N = tl.load(max_ptr + r)
-        log_alpha = as_acc(log_alpha, ACC)
+        head_threshold = as_acc(log_alpha, ACC)  # log α in ACC (a new name: Triton keeps types per name)
         z_y = tl.load(final_ptr + y).to(ACC)
         # a target at a masked token is reported (lowest priority after the stats checks)
         status = tl.load(status_ptr + r)
@@ -89,12 +89,12 @@ def loss_kernel(
         V_q = tl.where(g, V, 0)  # the premature layer is read only on gated rows
         s_max = tl.full((BLOCK,), neg_inf, ACC)
         for start in range(0, V, BLOCK):
-            S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, log_alpha, y, g, ACC)
+            S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, head_threshold, y, g, ACC)
             s_max = tl.maximum(s_max, S)
         m = tl.max(s_max, axis=0)
         s_sum = tl.zeros((BLOCK,), ACC)
         for start in range(0, V, BLOCK):
-            S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, log_alpha, y, g, ACC)
+            S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, head_threshold, y, g, ACC)
             s_sum += tl.where(S != neg_inf, tl.exp(S - m), 0.0)
         lse = m + tl.log(tl.sum(s_sum, axis=0))
         z_qy = tl.load(prem_ptr + y).to(ACC)
@@ -103,7 +103,7 @@ def loss_kernel(
              + as_acc(lambda_relation, ACC) * tl.load(rel_ptr + y).to(ACC))
         for start in range(0, V, BLOCK):
             offs = start + lanes
-            S, mask = _scores(final_ptr, prem_ptr, offs, V, V_q, m_N, log_alpha, y, g, ACC)
+            S, mask = _scores(final_ptr, prem_ptr, offs, V, V_q, m_N, head_threshold, y, g, ACC)
             prob = tl.where(S != neg_inf, tl.exp(S - lse), 0.0)
             grad = w * (prob - (offs == y).to(ACC))
             tl.store(grad_row + offs, grad.to(grad_ptr.dtype.element_ty), mask=mask)

@@ -169,7 +169,7 @@ def split_contrast_launch(z, log_alpha, divergence, batch_select, want_logits, s
     L, R, V = z.shape
     acc = accumulation_dtype(z.dtype)
     info = device_info(z.device)
-    CP, BLOCK, warps = tile_config(L, V, info)
+    CP, BLOCK, warps = tile_config(L, V, info, acc.itemsize)
     CHUNK = triton.cdiv(triton.cdiv(V, splits), BLOCK) * BLOCK  # whole blocks per chunk
     S = triton.cdiv(V, CHUNK)
     ACC = tl.float64 if acc == torch.float64 else tl.float32

@@ -21,8 +21,10 @@ jsd/dola; kl: the final layer's exp only). No atomics here: deterministic.
 import triton
 import triton.language as tl
 
-LN2 = 0.6931471805599453
-STATUS_STRIDE = 65536  # status = code * STATUS_STRIDE + layer (lc_kernels/validation.py)
+from ..validation import STATUS_LAYER_STRIDE
+
+LN2 = tl.constexpr(0.6931471805599453)  # globals read inside @triton.jit must be constexpr
+STATUS_STRIDE = tl.constexpr(STATUS_LAYER_STRIDE)  # status = code * STATUS_STRIDE + layer
 
 
 @triton.jit
