@@ -8,7 +8,9 @@ Math per valid row with target y (SPEC §5), w = 1 + λ1·[y ∈ V_ent] + λ2·[
     grad     d loss / d z_N = w · (softmax(S) − onehot(y)); z_Q receives the negative (autograd glue)
 
 Sweeps per valid row over V (one program per row): [gate: max over Φ, then a count] →
-max S → sum exp(S − max) → write the gradient. Reads ≤ 4·2·V·b bytes (mostly from L2), writes
+logsumexp S (blocked online: max and sum in one sweep) → write the gradient. Reads ≤ 3·2·V·b
+bytes per row (the first sweep from HBM, the later ones largely from L2: a program keeps only
+its row's final and premature layers in flight), writes
 V·b bytes of gradient (input dtype) into a saved [R, V] buffer — never the caller's logits.
 Ignored rows write a zero gradient row and nothing else. ignore_index and targets outside
 [0, V) are handled in-kernel; no host synchronisation anywhere.
@@ -20,7 +22,7 @@ import triton.language as tl
 from ..validation import accumulation_dtype
 from .decode import as_acc, batch_premature, row_premature, run_stats
 from .launch_config import device_info, stream_config
-from .stats import STATUS_STRIDE
+from .stats import STATUS_STRIDE, online_softmax_block
 
 
 @triton.jit
@@ -85,18 +87,15 @@ def loss_kernel(
         else:
             g = tl.full((), 0, tl.int1)
 
-        # ---- scores S: gated D = z_N − z_Q on H' = H ∪ {y}; ungated z_N. Three sweeps.
+        # ---- scores S: gated D = z_N − z_Q on H' = H ∪ {y}; ungated z_N. Two sweeps: a blocked
+        # online logsumexp (one exp per element), then the gradient.
         V_q = tl.where(g, V, 0)  # the premature layer is read only on gated rows
-        s_max = tl.full((BLOCK,), neg_inf, ACC)
+        m = tl.full((1,), neg_inf, ACC)
+        s_sum = tl.zeros((1,), ACC)
         for start in range(0, V, BLOCK):
             S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, head_threshold, y, g, ACC)
-            s_max = tl.maximum(s_max, S)
-        m = tl.max(s_max, axis=0)
-        s_sum = tl.zeros((BLOCK,), ACC)
-        for start in range(0, V, BLOCK):
-            S, _ = _scores(final_ptr, prem_ptr, start + lanes, V, V_q, m_N, head_threshold, y, g, ACC)
-            s_sum += tl.where(S != neg_inf, tl.exp(S - m), 0.0)
-        lse = m + tl.log(tl.sum(s_sum, axis=0))
+            m, s_sum = online_softmax_block(m, s_sum, S[None, :], ACC)
+        lse = tl.max(m + tl.log(s_sum), axis=0)
         z_qy = tl.load(prem_ptr + y).to(ACC)
         S_y = tl.where(g, z_y - z_qy, z_y)
         w = (1.0 + as_acc(lambda_entity, ACC) * tl.load(ent_ptr + y).to(ACC)
